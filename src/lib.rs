@@ -1,0 +1,1 @@
+//! The telenode runtime: node server, metadata store, native peer, doctor client.
