@@ -1,1 +1,11 @@
 //! The telenode runtime: node server, metadata store, native peer, doctor client.
+//!
+//! What decides lives in `telenode-signaling` (pure); this crate does the I/O.
+
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod peer;
+pub mod server;
+pub mod store;

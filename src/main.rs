@@ -1,1 +1,306 @@
-fn main() {}
+//! `telenode`: clap → Config::load → tracing → run.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use telenode::cli::{AdminCommand, Cli, Command, DoctorAction, DoctorAdmin, LogFormat};
+use telenode::client::{AgentEvent, ApiClient, CallAgent, CallOptions, Seat};
+use telenode::config::{Config, Overrides};
+use telenode::peer::{AudioSource, VideoSource};
+use telenode::store::{SqliteStore, Store};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("telenode: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("telenode: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Libraries whose debug output may carry addresses or protocol payloads;
+/// they never log below info, whatever `RUST_LOG` asks for.
+const QUIET_LIBRARIES: &str = "hyper=info,hyper_util=info,h2=info,tungstenite=info,\
+    tokio_tungstenite=info,rustls=info,tokio_rustls=info,reqwest=info,axum=info,tower=info,\
+    tower_http=info";
+
+fn init_tracing(format: LogFormat) {
+    let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{wanted},{QUIET_LIBRARIES}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET_LIBRARIES}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(a) => {
+            let overrides = Overrides {
+                listen: a.listen,
+                data_dir: a.data_dir,
+                tls_cert: a.tls_cert,
+                tls_key: a.tls_key,
+            };
+            let config = Config::load(a.config.as_deref(), &overrides)?;
+            if a.check_config {
+                let scheme = if config.tls() { "https" } else { "http" };
+                println!("configuration ok");
+                println!("listen: {scheme}://{}", config.listen);
+                println!("data_dir: {}", config.data_dir.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            serve(config).await
+        }
+        Command::Admin(a) => admin(a).await,
+        Command::Doctor(a) => doctor(a).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.data_dir)
+            .with_context(|| format!("data_dir: opening {}", config.data_dir.display()))?,
+    );
+    let scheme = if config.tls() { "https" } else { "http" };
+    let running = telenode::server::start(config, store).await?;
+    tracing::info!("telenode listening on {scheme}://{}", running.addr);
+    let stop = running.stopper();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    running.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn admin(a: telenode::cli::AdminArgs) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open(&a.data_dir)
+        .with_context(|| format!("data_dir: opening {}", a.data_dir.display()))?;
+    match a.command {
+        AdminCommand::Doctor(DoctorAdmin::Add {
+            login,
+            display_name,
+            password_stdin,
+        }) => {
+            if !password_stdin {
+                bail!("give the password on standard input with --password-stdin");
+            }
+            let login = login.trim();
+            if login.is_empty() || login.len() > 128 || login.chars().any(char::is_whitespace) {
+                bail!("--login must be 1 to 128 characters without spaces");
+            }
+            if display_name.trim().is_empty() || display_name.len() > 128 {
+                bail!("--display-name must be 1 to 128 characters");
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let hash = telenode::auth::new_password_hash(password)?;
+            let now = telenode::server::unix_time();
+            store.add_doctor(login, display_name.trim(), &hash, now)?;
+            println!("doctor {login} added");
+        }
+        AdminCommand::Doctor(DoctorAdmin::List) => {
+            for d in store.list_doctors()? {
+                let state = if d.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{}", d.login, d.display_name, state);
+            }
+        }
+        AdminCommand::Doctor(DoctorAdmin::Disable { login }) => {
+            store.set_doctor_disabled(&login, true)?;
+            println!("doctor {login} disabled");
+        }
+        AdminCommand::Doctor(DoctorAdmin::Enable { login }) => {
+            store.set_doctor_disabled(&login, false)?;
+            println!("doctor {login} enabled");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One JSON object per line on standard output.
+fn print_event(v: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
+    if !a.headless {
+        bail!("the desktop window is not part of this build yet; use --headless");
+    }
+    let password = match &a.password_file {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("--password-file: reading {}", p.display()))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+        None => std::env::var("TELENODE_PASSWORD")
+            .context("set TELENODE_PASSWORD or give --password-file")?,
+    };
+    let (w, h, fps) =
+        telenode::cli::parse_video(&a.video).context("--video must look like 640x480@30")?;
+    let api = ApiClient::login(&a.node, &a.login, &password).await?;
+    match a.action {
+        DoctorAction::List => {
+            for c in api.consultations().await? {
+                print_event(serde_json::json!({
+                    "id": c.id, "state": c.state,
+                    "created_at": c.created_at, "expires_at": c.expires_at,
+                }));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DoctorAction::NewConsultation {
+            auto_admit,
+            duration,
+            ttl,
+        } => {
+            let link = api.new_consultation(ttl).await?;
+            print_event(serde_json::json!({"event": "link", "url": link.url}));
+            let opts = CallOptions {
+                ws_url: api.ws_url(),
+                seat: Seat::Doctor {
+                    consultation: link.consultation.id.clone(),
+                    session: api.session().to_owned(),
+                },
+                link_key: link.link_key,
+                auto_admit,
+                call_duration: duration.map(Duration::from_secs),
+                setup_timeout: Duration::from_secs(30),
+                bind_ip: a.bind_ip,
+                video: VideoSource::Synthetic {
+                    width: w,
+                    height: h,
+                    fps,
+                },
+                audio: AudioSource::Tone { hz: 440.0 },
+            };
+            let (agent, mut events) = CallAgent::start(opts).await?;
+            // Commands on standard input: `admit`, `hangup`.
+            let (line_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if line_tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut clean = false;
+            loop {
+                tokio::select! {
+                    ev = events.recv() => {
+                        let Some(ev) = ev else { break };
+                        if let AgentEvent::Ended(cause) = &ev {
+                            clean = cause.is_clean();
+                            print_event(event_json(&ev));
+                            if !clean {
+                                eprintln!("telenode: call ended: {}", describe(cause));
+                            }
+                            break;
+                        }
+                        print_event(event_json(&ev));
+                    }
+                    Some(line) = lines.recv() => match line.trim() {
+                        "admit" => agent.admit(),
+                        "hangup" | "end" => agent.hang_up(),
+                        "" => {}
+                        other => eprintln!("telenode: unknown command {other:?} (admit, hangup)"),
+                    },
+                }
+            }
+            agent.join().await;
+            Ok(if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn describe(cause: &telenode::client::EndCause) -> String {
+    use telenode::client::EndCause::*;
+    match cause {
+        IntegrityError(d) => format!(
+            "the signalling could not be verified ({d}); the call was stopped to keep it private"
+        ),
+        Refused(code) => format!("the node refused the connection ({code})"),
+        SetupTimeout => "the media connection could not be established in time".into(),
+        MediaFailed(d) => format!("media failed: {d}"),
+        ConnectionLost => "the connection to the node was lost".into(),
+        Expired => "the consultation expired".into(),
+        other => other.reason().to_owned(),
+    }
+}
+
+fn event_json(ev: &AgentEvent) -> serde_json::Value {
+    use serde_json::json;
+    match ev {
+        AgentEvent::Joined { .. } => json!({"event": "joined"}),
+        AgentEvent::PatientWaiting => json!({"event": "patient_waiting"}),
+        AgentEvent::Knock { name } => json!({"event": "knock", "name": name}),
+        AgentEvent::Admitted => json!({"event": "admitted"}),
+        AgentEvent::Connected {
+            local_candidate,
+            remote_candidate,
+            sas,
+        } => json!({
+            "event": "connected",
+            "local_candidate": local_candidate,
+            "remote_candidate": remote_candidate,
+            "sas": sas,
+        }),
+        AgentEvent::FirstVideoFrame { width, height } => {
+            json!({"event": "first_video_frame", "width": width, "height": height})
+        }
+        AgentEvent::Stats(s) => {
+            let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
+            v["event"] = "stats".into();
+            v
+        }
+        AgentEvent::PeerLeft => json!({"event": "peer_left"}),
+        AgentEvent::Ended(cause) => json!({"event": "ended", "reason": cause.reason()}),
+    }
+}

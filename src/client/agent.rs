@@ -1,0 +1,647 @@
+//! The call agent: one task per call that owns the signalling socket, the
+//! sealing state and the native peer.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use telenode_signaling::msg::{
+    self, ClientMsg, EndReason, ErrorCode, Hello, IceServer, Role, ServerMsg,
+};
+use telenode_signaling::sas;
+use telenode_signaling::seal::{Direction, LinkKey, Opener, Payload, Sealer};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::auth::random_bytes;
+use crate::peer::{
+    AudioSource, CandidateInit, IceServerConfig, MediaStats, Peer, PeerEvent, PeerOptions,
+    VideoSource,
+};
+
+/// Which seat the agent takes, with its credentials.
+#[derive(Debug, Clone)]
+pub enum Seat {
+    Doctor {
+        consultation: String,
+        session: String,
+    },
+    Patient {
+        token: String,
+        /// Shown to the doctor before admission; travels sealed.
+        name: Option<String>,
+    },
+}
+
+/// How to run a call.
+#[derive(Debug)]
+pub struct CallOptions {
+    pub ws_url: String,
+    pub seat: Seat,
+    pub link_key: LinkKey,
+    /// Doctor: admit the first patient who knocks.
+    pub auto_admit: bool,
+    /// Hang up this long after the media connected; `None` waits for the
+    /// other side or a command.
+    pub call_duration: Option<Duration>,
+    /// Give up when the peers have not connected this long after admission.
+    pub setup_timeout: Duration,
+    pub bind_ip: Option<IpAddr>,
+    pub video: VideoSource,
+    pub audio: AudioSource,
+}
+
+/// Why a call ended, as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum EndCause {
+    /// This side hung up (after `call_duration` or a hang-up command).
+    Completed,
+    /// The doctor ended the consultation.
+    DoctorEnded,
+    /// The other side said goodbye.
+    PeerHungUp,
+    Expired,
+    /// An envelope failed to open: the signalling was tampered with. The
+    /// call is stopped (fail closed).
+    IntegrityError(String),
+    /// The node refused us.
+    Refused(String),
+    SetupTimeout,
+    MediaFailed(String),
+    ConnectionLost,
+}
+
+impl EndCause {
+    /// Machine-readable reason.
+    pub fn reason(&self) -> &str {
+        match self {
+            EndCause::Completed => "completed",
+            EndCause::DoctorEnded => "doctor_ended",
+            EndCause::PeerHungUp => "peer_hung_up",
+            EndCause::Expired => "expired",
+            EndCause::IntegrityError(_) => "integrity_error",
+            EndCause::Refused(code) => code,
+            EndCause::SetupTimeout => "setup_timeout",
+            EndCause::MediaFailed(_) => "media_failed",
+            EndCause::ConnectionLost => "connection_lost",
+        }
+    }
+
+    /// Whether this is a normal end of a call.
+    pub fn is_clean(&self) -> bool {
+        matches!(
+            self,
+            EndCause::Completed | EndCause::DoctorEnded | EndCause::PeerHungUp
+        )
+    }
+}
+
+/// What the agent reports while a call runs.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    Joined {
+        consultation: String,
+    },
+    PatientWaiting,
+    /// The patient's sealed greeting, with the name they typed if any.
+    Knock {
+        name: Option<String>,
+    },
+    Admitted,
+    Connected {
+        local_candidate: String,
+        remote_candidate: String,
+        sas: String,
+    },
+    FirstVideoFrame {
+        width: u32,
+        height: u32,
+    },
+    Stats(MediaStats),
+    PeerLeft,
+    Ended(EndCause),
+}
+
+/// Commands into a running agent.
+#[derive(Debug)]
+enum AgentCmd {
+    Admit,
+    HangUp,
+}
+
+/// A running call.
+#[derive(Debug)]
+pub struct CallAgent {
+    cmds: mpsc::UnboundedSender<AgentCmd>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallAgent {
+    /// Connects to the node and starts the call task.
+    pub async fn start(
+        opts: CallOptions,
+    ) -> anyhow::Result<(CallAgent, mpsc::UnboundedReceiver<AgentEvent>)> {
+        let (ws, _) = tokio_tungstenite::connect_async(opts.ws_url.as_str())
+            .await
+            .context("connecting to the node's signalling socket")?;
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (cmds, cmd_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut run = Run::new(opts, events_tx.clone());
+            let cause = run.run(ws, cmd_rx).await;
+            if let Some(peer) = run.peer.take() {
+                peer.close().await;
+            }
+            let _ = events_tx.send(AgentEvent::Ended(cause));
+        });
+        Ok((CallAgent { cmds, task }, events))
+    }
+
+    /// Doctor: admit the waiting patient.
+    pub fn admit(&self) {
+        let _ = self.cmds.send(AgentCmd::Admit);
+    }
+
+    /// Hang up.
+    pub fn hang_up(&self) {
+        let _ = self.cmds.send(AgentCmd::HangUp);
+    }
+
+    /// Waits for the call task to finish.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Run {
+    opts: CallOptions,
+    events: mpsc::UnboundedSender<AgentEvent>,
+    role: Role,
+    consultation: Option<String>,
+    sealer: Option<Sealer>,
+    opener: Option<Opener>,
+    ice_servers: Vec<IceServer>,
+    peer: Option<Peer>,
+    peer_events: Option<mpsc::UnboundedReceiver<PeerEvent>>,
+    local_sdp: Option<String>,
+    remote_sdp: Option<String>,
+    connected_at: Option<Instant>,
+    setup_deadline: Option<Instant>,
+    admitted: bool,
+    knocked: bool,
+    outbox: Vec<ClientMsg>,
+}
+
+/// What the loop does after handling one input.
+enum Flow {
+    Go,
+    Stop(EndCause),
+}
+
+impl Run {
+    fn new(opts: CallOptions, events: mpsc::UnboundedSender<AgentEvent>) -> Run {
+        let role = match opts.seat {
+            Seat::Doctor { .. } => Role::Doctor,
+            Seat::Patient { .. } => Role::Patient,
+        };
+        Run {
+            opts,
+            events,
+            role,
+            consultation: None,
+            sealer: None,
+            opener: None,
+            ice_servers: Vec::new(),
+            peer: None,
+            peer_events: None,
+            local_sdp: None,
+            remote_sdp: None,
+            connected_at: None,
+            setup_deadline: None,
+            admitted: false,
+            knocked: false,
+            outbox: Vec::new(),
+        }
+    }
+
+    fn emit(&self, e: AgentEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn send_dir(&self) -> Direction {
+        match self.role {
+            Role::Doctor => Direction::DoctorToPatient,
+            Role::Patient => Direction::PatientToDoctor,
+        }
+    }
+
+    /// A fresh sending epoch (new connection, or the other seat re-joined).
+    fn new_epoch(&mut self) {
+        if let Some(c) = &self.consultation {
+            self.sealer = Some(Sealer::new(
+                &self.opts.link_key,
+                c,
+                self.send_dir(),
+                random_bytes::<16>(),
+            ));
+        }
+    }
+
+    /// Seals a payload into the outbox.
+    fn seal(&mut self, p: &Payload) -> Result<(), EndCause> {
+        let sealer = self
+            .sealer
+            .as_mut()
+            .ok_or_else(|| EndCause::Refused("no_consultation".into()))?;
+        let env = sealer
+            .seal(p.to_json().as_bytes())
+            .map_err(|e| EndCause::MediaFailed(format!("sealing: {e}")))?;
+        self.outbox.push(ClientMsg::Sealed(env));
+        Ok(())
+    }
+
+    async fn run(&mut self, ws: Ws, mut cmds: mpsc::UnboundedReceiver<AgentCmd>) -> EndCause {
+        let (mut sink, mut stream) = ws.split();
+        let hello = match &self.opts.seat {
+            Seat::Doctor {
+                consultation,
+                session,
+            } => Hello::Doctor {
+                consultation: consultation.clone(),
+                session: session.clone(),
+            },
+            Seat::Patient { token, .. } => Hello::Patient {
+                token: token.clone(),
+                resume: None,
+            },
+        };
+        self.outbox.push(ClientMsg::Hello(hello));
+        let mut ping = tokio::time::interval(Duration::from_secs(20));
+        let mut stats = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            for m in self.outbox.drain(..) {
+                if sink
+                    .send(Message::Text(msg::encode_client(&m).into()))
+                    .await
+                    .is_err()
+                {
+                    return EndCause::ConnectionLost;
+                }
+            }
+            let hangup_at = match (self.connected_at, self.opts.call_duration) {
+                (Some(t), Some(d)) => Some(t + d),
+                _ => None,
+            };
+            let deadline = [hangup_at, self.setup_deadline].into_iter().flatten().min();
+            let flow = tokio::select! {
+                m = stream.next() => match m {
+                    Some(Ok(Message::Text(t))) => match msg::decode_server(t.as_str()) {
+                        Ok(m) => self.on_server(m).await,
+                        Err(e) => Flow::Stop(EndCause::Refused(format!("bad message from node: {e}"))),
+                    },
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Flow::Stop(EndCause::ConnectionLost),
+                    Some(Ok(_)) => Flow::Go,
+                },
+                ev = recv_peer(&mut self.peer_events) => self.on_peer(ev),
+                c = cmds.recv() => match c {
+                    Some(AgentCmd::Admit) => { self.outbox.push(ClientMsg::Admit); Flow::Go }
+                    Some(AgentCmd::HangUp) | None => self.hang_up(),
+                },
+                _ = ping.tick() => { self.outbox.push(ClientMsg::Ping); Flow::Go }
+                _ = stats.tick(), if self.connected_at.is_some() => {
+                    if let Some(p) = &self.peer { self.emit(AgentEvent::Stats(p.stats())); }
+                    Flow::Go
+                }
+                () = sleep_opt(deadline) => {
+                    if hangup_at.is_some_and(|t| t <= Instant::now()) {
+                        self.hang_up()
+                    } else {
+                        Flow::Stop(EndCause::SetupTimeout)
+                    }
+                }
+            };
+            if let Flow::Stop(cause) = flow {
+                // Say goodbye (sealed to the peer, plainly to the node) as far as
+                // the socket still takes it.
+                if !matches!(cause, EndCause::ConnectionLost | EndCause::Refused(_)) {
+                    let reason = cause.reason().to_owned();
+                    let _ = self.seal(&Payload::Bye { reason });
+                    match self.role {
+                        Role::Doctor if cause == EndCause::Completed => {
+                            self.outbox.push(ClientMsg::End)
+                        }
+                        Role::Patient => self.outbox.push(ClientMsg::Leave),
+                        _ => {}
+                    }
+                }
+                for m in self.outbox.drain(..) {
+                    let _ = sink
+                        .send(Message::Text(msg::encode_client(&m).into()))
+                        .await;
+                }
+                let _ = sink.close().await;
+                return cause;
+            }
+        }
+    }
+
+    fn hang_up(&mut self) -> Flow {
+        Flow::Stop(EndCause::Completed)
+    }
+
+    async fn on_server(&mut self, m: ServerMsg) -> Flow {
+        match m {
+            ServerMsg::Welcome {
+                consultation,
+                ice_servers,
+                ..
+            } => {
+                if let Seat::Doctor {
+                    consultation: mine, ..
+                } = &self.opts.seat
+                    && *mine != consultation
+                {
+                    return Flow::Stop(EndCause::IntegrityError(
+                        "node answered for another consultation".into(),
+                    ));
+                }
+                self.opener = Some(Opener::new(
+                    &self.opts.link_key,
+                    &consultation,
+                    self.send_dir().opposite(),
+                ));
+                self.consultation = Some(consultation.clone());
+                self.ice_servers = ice_servers;
+                self.new_epoch();
+                self.emit(AgentEvent::Joined { consultation });
+                if let Seat::Patient { name, .. } = &self.opts.seat {
+                    let p = Payload::Hello { name: name.clone() };
+                    if let Err(c) = self.seal(&p) {
+                        return Flow::Stop(c);
+                    }
+                }
+                Flow::Go
+            }
+            ServerMsg::PatientWaiting => {
+                self.emit(AgentEvent::PatientWaiting);
+                if self.opts.auto_admit {
+                    self.outbox.push(ClientMsg::Admit);
+                }
+                Flow::Go
+            }
+            ServerMsg::Admitted => {
+                self.admitted = true;
+                self.emit(AgentEvent::Admitted);
+                self.setup_deadline = Some(Instant::now() + self.opts.setup_timeout);
+                if self.role == Role::Doctor {
+                    return self.start_call().await;
+                }
+                Flow::Go
+            }
+            ServerMsg::PeerJoined => {
+                self.new_epoch();
+                if self.role == Role::Doctor && self.admitted {
+                    // The patient came back (a reload or a new connection): start
+                    // the media afresh.
+                    return self.start_call().await;
+                }
+                Flow::Go
+            }
+            ServerMsg::PeerLeft => {
+                self.emit(AgentEvent::PeerLeft);
+                Flow::Go
+            }
+            ServerMsg::Sealed(env) => {
+                let Some(opener) = self.opener.as_mut() else {
+                    return Flow::Stop(EndCause::IntegrityError(
+                        "sealed message before welcome".into(),
+                    ));
+                };
+                let plain = match opener.open(&env) {
+                    Ok(p) => p,
+                    Err(e) => return Flow::Stop(EndCause::IntegrityError(e.to_string())),
+                };
+                match std::str::from_utf8(&plain)
+                    .ok()
+                    .and_then(|s| Payload::from_json(s).ok())
+                {
+                    Some(p) => self.on_payload(p).await,
+                    None => Flow::Stop(EndCause::IntegrityError("unreadable payload".into())),
+                }
+            }
+            ServerMsg::Ended { reason } => Flow::Stop(match reason {
+                EndReason::DoctorEnded if self.role == Role::Doctor => EndCause::Completed,
+                EndReason::DoctorEnded => EndCause::DoctorEnded,
+                EndReason::Expired => EndCause::Expired,
+                #[allow(unreachable_patterns)]
+                _ => EndCause::DoctorEnded,
+            }),
+            ServerMsg::Error { code, .. } if code.is_fatal() => {
+                Flow::Stop(EndCause::Refused(code.as_str().to_owned()))
+            }
+            ServerMsg::Error { code, .. } => {
+                tracing::debug!(code = code.as_str(), "node rejected a message");
+                if code == ErrorCode::Unexpected {
+                    Flow::Go
+                } else {
+                    Flow::Stop(EndCause::Refused(code.as_str().to_owned()))
+                }
+            }
+            ServerMsg::Pong => Flow::Go,
+            #[allow(unreachable_patterns)]
+            _ => Flow::Go,
+        }
+    }
+
+    async fn on_payload(&mut self, p: Payload) -> Flow {
+        match p {
+            Payload::Hello { name } if self.role == Role::Doctor => {
+                self.knocked = true;
+                self.emit(AgentEvent::Knock { name });
+                Flow::Go
+            }
+            Payload::Offer { sdp } if self.role == Role::Patient => {
+                let fresh = self
+                    .remote_sdp
+                    .as_deref()
+                    .and_then(sas::fingerprint_from_sdp)
+                    != sas::fingerprint_from_sdp(&sdp);
+                if fresh || self.peer.is_none() {
+                    if let Some(old) = self.peer.take() {
+                        old.close().await;
+                    }
+                    if let Err(e) = self.start_peer().await {
+                        return Flow::Stop(EndCause::MediaFailed(format!("{e:#}")));
+                    }
+                }
+                let Some(peer) = &self.peer else {
+                    return Flow::Go;
+                };
+                let answer = match peer.apply_offer(&sdp).await {
+                    Ok(a) => a,
+                    Err(e) => return Flow::Stop(EndCause::MediaFailed(format!("{e:#}"))),
+                };
+                self.remote_sdp = Some(sdp);
+                self.local_sdp = Some(answer.clone());
+                match self.seal(&Payload::Answer { sdp: answer }) {
+                    Ok(()) => Flow::Go,
+                    Err(c) => Flow::Stop(c),
+                }
+            }
+            Payload::Answer { sdp } if self.role == Role::Doctor => {
+                let Some(peer) = &self.peer else {
+                    return Flow::Go;
+                };
+                if let Err(e) = peer.apply_answer(&sdp).await {
+                    return Flow::Stop(EndCause::MediaFailed(format!("{e:#}")));
+                }
+                self.remote_sdp = Some(sdp);
+                Flow::Go
+            }
+            Payload::Candidate {
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            } => {
+                if let Some(peer) = &self.peer {
+                    let c = CandidateInit {
+                        candidate,
+                        sdp_mid,
+                        sdp_mline_index,
+                    };
+                    if let Err(e) = peer.add_remote_candidate(c).await {
+                        tracing::debug!(error = %e, "remote candidate refused");
+                    }
+                }
+                Flow::Go
+            }
+            Payload::Bye { reason } if reason == "integrity_error" => Flow::Stop(
+                EndCause::IntegrityError("the other side could not verify our signalling".into()),
+            ),
+            Payload::Bye { .. } => Flow::Stop(EndCause::PeerHungUp),
+            _ => Flow::Go,
+        }
+    }
+
+    async fn start_peer(&mut self) -> anyhow::Result<()> {
+        let opts = PeerOptions {
+            ice_servers: self
+                .ice_servers
+                .iter()
+                .map(|s| IceServerConfig {
+                    urls: s.urls.clone(),
+                    username: s.username.clone(),
+                    credential: s.credential.clone(),
+                })
+                .collect(),
+            bind_ip: self.opts.bind_ip,
+            video: self.opts.video.clone(),
+            audio: self.opts.audio.clone(),
+            force_relay: false,
+        };
+        let (peer, events) = Peer::start(opts).await?;
+        self.peer = Some(peer);
+        self.peer_events = Some(events);
+        self.connected_at = None;
+        Ok(())
+    }
+
+    /// Doctor: a new peer and a new offer.
+    async fn start_call(&mut self) -> Flow {
+        if let Some(old) = self.peer.take() {
+            old.close().await;
+        }
+        self.remote_sdp = None;
+        if let Err(e) = self.start_peer().await {
+            return Flow::Stop(EndCause::MediaFailed(format!("{e:#}")));
+        }
+        let Some(peer) = &self.peer else {
+            return Flow::Go;
+        };
+        let offer = match peer.create_offer(false).await {
+            Ok(o) => o,
+            Err(e) => return Flow::Stop(EndCause::MediaFailed(format!("{e:#}"))),
+        };
+        self.local_sdp = Some(offer.clone());
+        match self.seal(&Payload::Offer { sdp: offer }) {
+            Ok(()) => Flow::Go,
+            Err(c) => Flow::Stop(c),
+        }
+    }
+
+    fn on_peer(&mut self, ev: Option<PeerEvent>) -> Flow {
+        let Some(ev) = ev else {
+            self.peer_events = None;
+            return Flow::Go;
+        };
+        match ev {
+            PeerEvent::LocalCandidate(c) => {
+                let p = Payload::Candidate {
+                    candidate: c.candidate,
+                    sdp_mid: c.sdp_mid,
+                    sdp_mline_index: c.sdp_mline_index,
+                };
+                if let Err(c) = self.seal(&p) {
+                    return Flow::Stop(c);
+                }
+            }
+            PeerEvent::GatheringComplete => {
+                if let Err(c) = self.seal(&Payload::EndOfCandidates) {
+                    return Flow::Stop(c);
+                }
+            }
+            PeerEvent::Connected { local, remote } => {
+                let fps = |sdp: &Option<String>| sdp.as_deref().and_then(sas::fingerprint_from_sdp);
+                let (mine, theirs) = (fps(&self.local_sdp), fps(&self.remote_sdp));
+                let (doctor_fp, patient_fp) = match self.role {
+                    Role::Doctor => (mine, theirs),
+                    Role::Patient => (theirs, mine),
+                };
+                let (Some(d), Some(p)) = (doctor_fp, patient_fp) else {
+                    return Flow::Stop(EndCause::IntegrityError(
+                        "no DTLS fingerprint in the session descriptions".into(),
+                    ));
+                };
+                self.setup_deadline = None;
+                if self.connected_at.is_none() {
+                    self.connected_at = Some(Instant::now());
+                    self.outbox.push(ClientMsg::Connected);
+                }
+                self.emit(AgentEvent::Connected {
+                    local_candidate: local.to_string(),
+                    remote_candidate: remote.to_string(),
+                    sas: sas::sas(&d, &p),
+                });
+            }
+            PeerEvent::FirstVideoFrame { width, height } => {
+                self.emit(AgentEvent::FirstVideoFrame { width, height });
+            }
+            PeerEvent::Disconnected => tracing::info!("media path interrupted"),
+            PeerEvent::Failed { reason } => return Flow::Stop(EndCause::MediaFailed(reason)),
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+        Flow::Go
+    }
+}
+
+async fn recv_peer(rx: &mut Option<mpsc::UnboundedReceiver<PeerEvent>>) -> Option<PeerEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,12 @@
+//! The native side of a consultation: the doctor API client and the call
+//! agent that joins a seat, seals every signalling payload end to end and
+//! drives the native WebRTC peer.
+//!
+//! The headless doctor (`telenode doctor --headless`) is a thin printer of
+//! [`AgentEvent`]s; tests use the same agent as a native patient.
+
+mod agent;
+mod api;
+
+pub use agent::{AgentEvent, CallAgent, CallOptions, EndCause, Seat};
+pub use api::{ApiClient, ConsultationInfo, PatientLink, parse_link, ws_url};

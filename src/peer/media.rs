@@ -1,0 +1,858 @@
+//! Media sources and codecs: the synthetic test pattern and tone, VP8
+//! (libvpx via `telenode-vpx`) and Opus (libopus via `opus`), RTP frame
+//! reassembly, and the send/receive tasks of a [`Peer`](super::Peer).
+//!
+//! Heavy codec calls (VP8 encode and decode) run on tokio's blocking pool;
+//! Opus is cheap enough to run inline.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::media::Sample;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use telenode_vpx::{EncoderConfig, Vp8Decoder, Vp8Encoder};
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, info, warn};
+use webrtc::media_stream::Track;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::stats::bump;
+use super::{PeerEvent, Shared};
+
+/// Opus sample rate.
+pub const AUDIO_RATE: u32 = 48_000;
+/// Samples in one 20 ms Opus frame at 48 kHz.
+pub const AUDIO_FRAME: usize = 960;
+const AUDIO_FRAME_DURATION: Duration = Duration::from_millis(20);
+/// Largest Opus frame (120 ms), stereo, for the decoder's output buffer.
+const OPUS_MAX_SAMPLES: usize = 5760 * 2;
+
+// ---------------------------------------------------------------------------
+// Synthetic video
+
+/// 5x7 bitmaps of the digits 0-9; bit 4 is the leftmost column.
+const DIGITS: [[u8; 7]; 10] = [
+    [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
+    [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
+    [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
+    [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
+    [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
+    [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
+    [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
+    [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+    [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
+    [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
+];
+/// Digits shown by the frame counter.
+const COUNTER_DIGITS: usize = 6;
+/// Luma steps of the moving ramp (video range 16..=235).
+const RAMP_STEPS: usize = 220;
+
+/// A moving test pattern in packed I420: a diagonal luma ramp that scrolls,
+/// a bouncing white square, colour bands that shift every second, and a
+/// frame counter drawn in large digits in the top-left corner.
+#[derive(Debug, Clone)]
+pub struct TestPattern {
+    width: usize,
+    height: usize,
+    /// Luma ramp, `width + RAMP_STEPS` long, so every row is one copy.
+    ramp: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+impl TestPattern {
+    /// A pattern of `width` x `height` (both even).
+    pub fn new(width: u32, height: u32) -> Self {
+        let (width, height) = (width as usize, height as usize);
+        let ramp = (0..width + RAMP_STEPS)
+            .map(|i| (16 + i % RAMP_STEPS) as u8)
+            .collect();
+        Self {
+            width,
+            height,
+            ramp,
+            frame: vec![0; width * height + 2 * (width / 2) * (height / 2)],
+        }
+    }
+
+    /// Scale of one font pixel, in pixels.
+    pub fn digit_scale(&self) -> usize {
+        (self.height / 60).max(2)
+    }
+
+    /// The counter's box in luma pixels: `(width, height)` from the origin.
+    pub fn counter_box(&self) -> (usize, usize) {
+        let s = self.digit_scale();
+        (
+            (COUNTER_DIGITS * 6 + 1).min(self.width / s.max(1)) * s,
+            (9 * s).min(self.height),
+        )
+    }
+
+    /// Renders frame `index` and returns it as packed I420.
+    pub fn render(&mut self, index: u64) -> &[u8] {
+        let (w, h) = (self.width, self.height);
+        let (cw, ch) = (w / 2, h / 2);
+        let (luma, chroma) = self.frame.split_at_mut(w * h);
+        let (u_plane, v_plane) = chroma.split_at_mut(cw * ch);
+
+        // Scrolling diagonal ramp: each row is a window into `ramp`.
+        let shift = (index as usize * 4) % RAMP_STEPS;
+        for (y, row) in luma.chunks_exact_mut(w).enumerate() {
+            let start = (y / 2 + shift) % RAMP_STEPS;
+            row.copy_from_slice(&self.ramp[start..start + w]);
+        }
+
+        // A white square bouncing left and right across the middle.
+        let side = (h / 8).max(4).min(w).min(h);
+        let travel = w.saturating_sub(side).max(1);
+        let period = 2 * travel;
+        let phase = (index as usize * 6) % period;
+        let x0 = if phase < travel {
+            phase
+        } else {
+            period - phase
+        };
+        let y0 = (h - side) / 2;
+        for row in luma.chunks_exact_mut(w).skip(y0).take(side) {
+            row[x0..x0 + side].fill(235);
+        }
+
+        // Eight colour bands, shifting by one band each second (at 30 fps).
+        let bands: [(u8, u8); 8] = [
+            (128, 128),
+            (44, 142),
+            (156, 44),
+            (72, 58),
+            (184, 198),
+            (212, 114),
+            (100, 212),
+            (128, 128),
+        ];
+        let turn = (index / 30) as usize;
+        let band_of = |x: usize| (x * bands.len() / cw.max(1) + turn) % bands.len();
+        if let Some((u_row0, _)) = u_plane.split_at_mut_checked(cw)
+            && let Some((v_row0, _)) = v_plane.split_at_mut_checked(cw)
+        {
+            for x in 0..cw {
+                let (u, v) = bands[band_of(x)];
+                u_row0[x] = u;
+                v_row0[x] = v;
+            }
+        }
+        for plane in [&mut *u_plane, &mut *v_plane] {
+            let (first, rest) = plane.split_at_mut(cw);
+            for row in rest.chunks_exact_mut(cw) {
+                row.copy_from_slice(first);
+            }
+        }
+
+        self.draw_counter(index);
+        &self.frame
+    }
+
+    /// Draws `index` (last six digits) white on black, chroma neutral.
+    fn draw_counter(&mut self, index: u64) {
+        let (w, h) = (self.width, self.height);
+        let s = self.digit_scale();
+        let (box_w, box_h) = self.counter_box();
+        let (luma, chroma) = self.frame.split_at_mut(w * h);
+        for row in luma.chunks_exact_mut(w).take(box_h) {
+            row[..box_w].fill(16);
+        }
+        let (cw, ch) = (w / 2, h / 2);
+        for plane in chroma.chunks_exact_mut(cw * ch) {
+            for row in plane.chunks_exact_mut(cw).take(box_h.div_ceil(2)) {
+                row[..box_w.div_ceil(2).min(cw)].fill(128);
+            }
+        }
+
+        let mut n = index;
+        let mut digits = [0usize; COUNTER_DIGITS];
+        for d in digits.iter_mut().rev() {
+            *d = (n % 10) as usize;
+            n /= 10;
+        }
+        for (pos, &digit) in digits.iter().enumerate() {
+            let x_base = (1 + pos * 6) * s;
+            for (fy, bits) in DIGITS[digit].iter().enumerate() {
+                for fx in 0..5 {
+                    if bits & (0x10 >> fx) == 0 {
+                        continue;
+                    }
+                    let x0 = x_base + fx * s;
+                    let y0 = (1 + fy) * s;
+                    if x0 + s > box_w || y0 + s > box_h {
+                        continue;
+                    }
+                    for row in luma.chunks_exact_mut(w).skip(y0).take(s) {
+                        row[x0..x0 + s].fill(235);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Bitrate for a resolution and frame rate: 600 kbit/s at 640x480@30,
+/// proportional to pixels per second, within 100..=2000.
+pub fn video_bitrate_kbps(width: u32, height: u32, fps: u32) -> u32 {
+    let pixels_per_s = u64::from(width) * u64::from(height) * u64::from(fps);
+    let kbps = 600 * pixels_per_s / (640 * 480 * 30);
+    kbps.clamp(100, 2000) as u32
+}
+
+// ---------------------------------------------------------------------------
+// Synthetic audio
+
+/// A sine tone generator, 48 kHz mono.
+#[derive(Debug, Clone)]
+pub struct Tone {
+    phase: f64,
+    step: f64,
+}
+
+impl Tone {
+    /// A tone of `hz` hertz.
+    pub fn new(hz: f32) -> Self {
+        Self {
+            phase: 0.0,
+            step: std::f64::consts::TAU * f64::from(hz) / f64::from(AUDIO_RATE),
+        }
+    }
+
+    /// The next 20 ms of samples.
+    pub fn next_frame(&mut self) -> [i16; AUDIO_FRAME] {
+        let mut out = [0i16; AUDIO_FRAME];
+        for sample in &mut out {
+            *sample = (self.phase.sin() * 0.25 * f64::from(i16::MAX)) as i16;
+            self.phase = (self.phase + self.step) % std::f64::consts::TAU;
+        }
+        out
+    }
+}
+
+/// A mono Opus encoder for 20 ms frames at 48 kHz.
+pub fn opus_encoder() -> anyhow::Result<opus::Encoder> {
+    let mut encoder =
+        opus::Encoder::new(AUDIO_RATE, opus::Channels::Mono, opus::Application::Voip)?;
+    encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
+    Ok(encoder)
+}
+
+/// A stereo Opus decoder (mono streams decode fine into stereo).
+pub fn opus_decoder() -> anyhow::Result<opus::Decoder> {
+    Ok(opus::Decoder::new(AUDIO_RATE, opus::Channels::Stereo)?)
+}
+
+// ---------------------------------------------------------------------------
+// VP8 reassembly
+
+/// Packets one frame may span before we give up on it.
+const MAX_PACKETS_PER_FRAME: usize = 512;
+
+#[derive(Debug)]
+struct Fragment {
+    seq: u16,
+    marker: bool,
+    payload: Bytes,
+}
+
+/// Puts VP8 frames back together from RTP packets (RFC 7741).
+///
+/// A frame is complete when its packets run without a gap from a partition
+/// start (`S=1`, `PID=0`) to the marker bit. A frame that cannot complete
+/// is dropped; the decoder then waits for a keyframe, which the receive task
+/// asks for with a PLI.
+#[derive(Debug)]
+pub struct Vp8Assembler {
+    timestamp: Option<u32>,
+    /// The frame with `timestamp` has been handed out already.
+    done: bool,
+    fragments: Vec<Fragment>,
+    need_keyframe: bool,
+    dropped: u64,
+}
+
+impl Default for Vp8Assembler {
+    fn default() -> Self {
+        Self {
+            timestamp: None,
+            done: false,
+            fragments: Vec::new(),
+            need_keyframe: true,
+            dropped: 0,
+        }
+    }
+}
+
+/// `a` is before `b` in RTP timestamp order (modulo wrap-around).
+fn ts_before(a: u32, b: u32) -> bool {
+    let diff = b.wrapping_sub(a);
+    diff != 0 && diff < 0x8000_0000
+}
+
+impl Vp8Assembler {
+    /// Whether the decoder needs a keyframe (send a PLI).
+    pub fn wants_keyframe(&self) -> bool {
+        self.need_keyframe
+    }
+
+    /// Marks the decoder as broken: drop frames until the next keyframe.
+    pub fn request_keyframe(&mut self) {
+        self.need_keyframe = true;
+    }
+
+    /// Frames given up on.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Adds one packet; returns a complete, decodable VP8 frame if this
+    /// packet finished one.
+    pub fn push(
+        &mut self,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: Bytes,
+    ) -> Option<Vec<u8>> {
+        if payload.is_empty() {
+            return None; // padding
+        }
+        match self.timestamp {
+            Some(ts) if ts == timestamp => {
+                if self.done {
+                    return None; // duplicate or retransmission of a finished frame
+                }
+            }
+            Some(ts) if ts_before(timestamp, ts) => return None, // late
+            _ => {
+                if !self.done && !self.fragments.is_empty() {
+                    self.dropped += 1;
+                    self.need_keyframe = true;
+                }
+                self.fragments.clear();
+                self.timestamp = Some(timestamp);
+                self.done = false;
+            }
+        }
+        if self.fragments.iter().any(|f| f.seq == seq) {
+            return None;
+        }
+        if self.fragments.len() >= MAX_PACKETS_PER_FRAME {
+            self.fragments.clear();
+            self.done = true;
+            self.dropped += 1;
+            self.need_keyframe = true;
+            return None;
+        }
+        self.fragments.push(Fragment {
+            seq,
+            marker,
+            payload,
+        });
+        self.try_complete()
+    }
+
+    fn try_complete(&mut self) -> Option<Vec<u8>> {
+        let end = self.fragments.iter().find(|f| f.marker)?.seq;
+        // Order by distance back from the marker packet.
+        self.fragments
+            .sort_by_key(|f| std::cmp::Reverse(end.wrapping_sub(f.seq)));
+        let n = self.fragments.len();
+        let contiguous = self
+            .fragments
+            .iter()
+            .enumerate()
+            .all(|(i, f)| usize::from(end.wrapping_sub(f.seq)) == n - 1 - i);
+        let first = self.fragments.first()?;
+        let starts_frame = first.payload.len() > 1 && {
+            let b = first.payload[0];
+            b & 0x10 != 0 && b & 0x07 == 0
+        };
+        if !contiguous || !starts_frame {
+            return None; // wait for the missing packets
+        }
+
+        let mut frame = Vec::with_capacity(self.fragments.iter().map(|f| f.payload.len()).sum());
+        for fragment in &self.fragments {
+            // A fresh descriptor per packet: `Vp8Packet` keeps optional
+            // fields from the previous call otherwise.
+            match Vp8Packet::default().depacketize(&fragment.payload) {
+                Ok(data) => frame.extend_from_slice(&data),
+                Err(_) => {
+                    self.fragments.clear();
+                    self.done = true;
+                    self.dropped += 1;
+                    self.need_keyframe = true;
+                    return None;
+                }
+            }
+        }
+        self.fragments.clear();
+        self.done = true;
+
+        // VP8 frame tag: bit 0 of the first byte is 0 for a keyframe.
+        let keyframe = frame.first().is_some_and(|b| b & 0x01 == 0);
+        if self.need_keyframe && !keyframe {
+            return None;
+        }
+        if keyframe {
+            self.need_keyframe = false;
+        }
+        Some(frame)
+    }
+}
+
+/// Decodes one frame; returns how many pictures came out and the size of the
+/// last one.
+pub fn decode_vp8(
+    decoder: &mut Vp8Decoder,
+    frame: &[u8],
+) -> anyhow::Result<(u64, Option<(u32, u32)>)> {
+    let mut pictures = decoder.decode(frame)?;
+    let mut count = 0;
+    let mut size = None;
+    while let Some(picture) = pictures.next_frame() {
+        count += 1;
+        size = Some((picture.width(), picture.height()));
+    }
+    Ok((count, size))
+}
+
+// ---------------------------------------------------------------------------
+// Tasks
+
+/// Where a local track's samples go.
+pub(super) struct SendTarget {
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+}
+
+impl SendTarget {
+    /// Resolves the SSRC and the negotiated payload type (valid once the
+    /// connection is up).
+    pub(super) async fn resolve(
+        track: Arc<TrackLocalStaticSample>,
+        sender: &dyn RtpSender,
+    ) -> anyhow::Result<Self> {
+        let ssrc = *track
+            .ssrcs()
+            .await
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("local track has no SSRC"))?;
+        let payload_type = sender
+            .get_parameters()
+            .await?
+            .rtp_parameters
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+            .ok_or_else(|| anyhow::anyhow!("no codec negotiated for the sender"))?;
+        Ok(Self {
+            track,
+            ssrc,
+            payload_type,
+        })
+    }
+
+    async fn write(&self, data: Bytes, duration: Duration) -> bool {
+        let sample = Sample {
+            data,
+            duration,
+            ..Sample::new(Instant::now())
+        };
+        match self
+            .track
+            .sample_writer(self.ssrc, self.payload_type)
+            .write_sample(&sample)
+            .await
+        {
+            Ok(()) => true,
+            Err(err) => {
+                debug!(error = %err, "sample not written");
+                false
+            }
+        }
+    }
+}
+
+/// Sends the tone as 20 ms Opus frames, paced by the wall clock.
+pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>) {
+    let mut encoder = match opus_encoder() {
+        Ok(e) => e,
+        Err(err) => {
+            warn!(error = %err, "Opus encoder unavailable; not sending audio");
+            return;
+        }
+    };
+    let mut tone = Tone::new(hz);
+    let mut packet = vec![0u8; 1500];
+    let mut tick = tokio::time::interval(AUDIO_FRAME_DURATION);
+    info!(hz, "sending audio");
+    loop {
+        tick.tick().await;
+        let pcm = tone.next_frame();
+        let len = match encoder.encode(&pcm, &mut packet) {
+            Ok(len) => len,
+            Err(err) => {
+                warn!(error = %err, "Opus encode failed");
+                continue;
+            }
+        };
+        if target
+            .write(Bytes::copy_from_slice(&packet[..len]), AUDIO_FRAME_DURATION)
+            .await
+        {
+            bump(&shared.counters.audio_packets_sent);
+        }
+    }
+}
+
+/// Synthetic video parameters.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct VideoParams {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+/// Renders, encodes and sends the test pattern, paced by the wall clock.
+pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: Arc<Shared>) {
+    let VideoParams { width, height, fps } = params;
+    let bitrate = video_bitrate_kbps(width, height, fps);
+    let encoder = match Vp8Encoder::new(EncoderConfig::realtime(width, height, fps, bitrate)) {
+        Ok(e) => e,
+        Err(err) => {
+            warn!(error = %err, "VP8 encoder unavailable; not sending video");
+            return;
+        }
+    };
+    let mut state = Some((encoder, TestPattern::new(width, height)));
+    let frame_duration = Duration::from_secs(1) / fps;
+    let mut tick = tokio::time::interval(frame_duration);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    info!(width, height, fps, bitrate_kbps = bitrate, "sending video");
+    let mut index: u64 = 0;
+    loop {
+        tick.tick().await;
+        let Some((mut encoder, mut pattern)) = state.take() else {
+            return;
+        };
+        let pts = index as i64;
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = encoder.encode(pattern.render(index), pts, false);
+            (encoder, pattern, result)
+        })
+        .await;
+        let (encoder, pattern, result) = match joined {
+            Ok(parts) => parts,
+            Err(err) => {
+                warn!(error = %err, "VP8 encode task failed; not sending video");
+                return;
+            }
+        };
+        state = Some((encoder, pattern));
+        index += 1;
+        match result {
+            Ok(frames) => {
+                for frame in frames {
+                    if target.write(Bytes::from(frame.data), frame_duration).await {
+                        bump(&shared.counters.video_frames_sent);
+                    }
+                }
+            }
+            Err(err) => warn!(error = %err, "VP8 encode failed"),
+        }
+    }
+}
+
+/// Receives Opus and decodes every packet with libopus.
+pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
+    let mut decoder = match opus_decoder() {
+        Ok(d) => d,
+        Err(err) => {
+            warn!(error = %err, "Opus decoder unavailable; ignoring audio");
+            return;
+        }
+    };
+    let mut pcm = vec![0i16; OPUS_MAX_SAMPLES];
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                bump(&shared.counters.audio_packets_received);
+                if packet.payload.is_empty() {
+                    continue;
+                }
+                match decoder.decode(&packet.payload, &mut pcm, false) {
+                    Ok(n) if n > 0 => bump(&shared.counters.audio_frames_decoded),
+                    Ok(_) => {}
+                    Err(err) => debug!(error = %err, "Opus packet not decoded"),
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    debug!("audio track ended");
+}
+
+/// Minimum spacing of our keyframe requests.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Receives VP8, reassembles frames and decodes them with libvpx.
+pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
+    let mut decoder = match Vp8Decoder::new() {
+        Ok(d) => Some(d),
+        Err(err) => {
+            warn!(error = %err, "VP8 decoder unavailable; ignoring video");
+            return;
+        }
+    };
+    let mut assembler = Vp8Assembler::default();
+    let mut last_pli: Option<Instant> = None;
+    while let Some(event) = track.poll().await {
+        let packet = match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => packet,
+            TrackRemoteEvent::OnEnded => break,
+            _ => continue,
+        };
+        let media_ssrc = packet.header.ssrc;
+        let frame = assembler.push(
+            packet.header.sequence_number,
+            packet.header.timestamp,
+            packet.header.marker,
+            packet.payload,
+        );
+        if let Some(frame) = frame {
+            let Some(mut dec) = decoder.take() else {
+                return;
+            };
+            let joined = tokio::task::spawn_blocking(move || {
+                let result = decode_vp8(&mut dec, &frame);
+                (dec, result)
+            })
+            .await;
+            let Ok((dec, result)) = joined else {
+                warn!("VP8 decode task failed; ignoring video");
+                return;
+            };
+            decoder = Some(dec);
+            match result {
+                Ok((count, size)) => {
+                    shared
+                        .counters
+                        .video_frames_decoded
+                        .fetch_add(count, Ordering::Relaxed);
+                    if let Some((width, height)) = size
+                        && !shared.first_video.swap(true, Ordering::AcqRel)
+                    {
+                        info!(width, height, "first video frame decoded");
+                        shared.emit(PeerEvent::FirstVideoFrame { width, height });
+                    }
+                }
+                Err(err) => {
+                    debug!(error = %err, "VP8 frame not decoded");
+                    assembler.request_keyframe();
+                }
+            }
+        }
+        if assembler.wants_keyframe() && last_pli.is_none_or(|t| t.elapsed() >= PLI_INTERVAL) {
+            last_pli = Some(Instant::now());
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(err) = track.write_rtcp(vec![Box::new(pli)]).await {
+                debug!(error = %err, "PLI not sent");
+            }
+        }
+    }
+    debug!(dropped = assembler.dropped(), "video track ended");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(frame: &[u8], width: usize, (w, h): (usize, usize)) -> Vec<u8> {
+        frame
+            .chunks_exact(width)
+            .take(h)
+            .flat_map(|row| row[..w].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn pattern_counter_changes_pixels_and_frames_differ() {
+        let mut pattern = TestPattern::new(640, 480);
+        let boxed = pattern.counter_box();
+        let f7 = pattern.render(7).to_vec();
+        let f8 = pattern.render(8).to_vec();
+        let f8_again = pattern.render(8).to_vec();
+        assert_eq!(f7.len(), 640 * 480 * 3 / 2);
+        assert_ne!(f7, f8, "consecutive frames differ");
+        assert_eq!(f8, f8_again, "rendering is deterministic");
+        let (c7, c8) = (region(&f7, 640, boxed), region(&f8, 640, boxed));
+        assert_ne!(c7, c8, "the counter changes between frames 7 and 8");
+        // "000008" lights more pixels than "000007".
+        let lit = |c: &[u8]| c.iter().filter(|&&p| p == 235).count();
+        assert!(lit(&c8) > lit(&c7));
+        // The counter does not depend on the scrolling background.
+        let mut other = TestPattern::new(640, 480);
+        let again = region(other.render(8), 640, boxed);
+        assert_eq!(again, c8);
+    }
+
+    #[test]
+    fn pattern_fits_small_frames() {
+        let mut pattern = TestPattern::new(16, 16);
+        for i in 0..100 {
+            assert_eq!(pattern.render(i).len(), 16 * 16 * 3 / 2);
+        }
+    }
+
+    #[test]
+    fn vp8_round_trip_of_the_pattern() {
+        let (w, h) = (320, 240);
+        let mut encoder = Vp8Encoder::new(EncoderConfig::realtime(
+            w,
+            h,
+            30,
+            video_bitrate_kbps(w, h, 30),
+        ))
+        .expect("encoder");
+        let mut decoder = Vp8Decoder::new().expect("decoder");
+        let mut pattern = TestPattern::new(w, h);
+        let mut decoded = 0;
+        for i in 0..40u64 {
+            for frame in encoder
+                .encode(pattern.render(i), i as i64, false)
+                .expect("encode")
+            {
+                let (count, size) = decode_vp8(&mut decoder, &frame.data).expect("decode");
+                decoded += count;
+                assert_eq!(size, Some((w, h)));
+            }
+        }
+        assert_eq!(decoded, 40);
+    }
+
+    /// Power of `samples` at `hz` (Goertzel), normalised by length.
+    fn power_at(samples: &[f32], hz: f32) -> f32 {
+        let w = std::f32::consts::TAU * hz / AUDIO_RATE as f32;
+        let coeff = 2.0 * w.cos();
+        let (mut s1, mut s2) = (0.0f32, 0.0f32);
+        for &x in samples {
+            let s0 = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len() as f32
+    }
+
+    #[test]
+    fn opus_tone_round_trip_keeps_the_frequency() {
+        let mut encoder = opus_encoder().expect("encoder");
+        let mut decoder = opus_decoder().expect("decoder");
+        let mut tone = Tone::new(440.0);
+        let mut packet = [0u8; 1500];
+        let mut pcm = vec![0i16; OPUS_MAX_SAMPLES];
+        let mut left = Vec::new();
+        for _ in 0..50 {
+            let len = encoder
+                .encode(&tone.next_frame(), &mut packet)
+                .expect("encode");
+            let n = decoder
+                .decode(&packet[..len], &mut pcm, false)
+                .expect("decode");
+            assert_eq!(n, AUDIO_FRAME);
+            left.extend(pcm[..2 * n].iter().step_by(2).map(|&s| f32::from(s)));
+        }
+        // Skip the codec's start-up.
+        let steady = &left[AUDIO_FRAME * 5..];
+        let at_tone = power_at(steady, 440.0);
+        let elsewhere = power_at(steady, 1000.0).max(power_at(steady, 200.0));
+        assert!(at_tone > 100.0 * elsewhere, "{at_tone} vs {elsewhere}");
+    }
+
+    fn vp8_payload(start: bool, body: &[u8]) -> Bytes {
+        let mut p = vec![if start { 0x10 } else { 0x00 }];
+        p.extend_from_slice(body);
+        Bytes::from(p)
+    }
+
+    #[test]
+    fn assembler_joins_reordered_packets_and_drops_gaps() {
+        let mut a = Vp8Assembler::default();
+        // Keyframe (tag bit 0 = 0) in three packets, delivered out of order.
+        assert!(
+            a.push(11, 1000, false, vp8_payload(false, &[2, 2]))
+                .is_none()
+        );
+        assert!(
+            a.push(12, 1000, true, vp8_payload(false, &[3, 3]))
+                .is_none()
+        );
+        let frame = a.push(10, 1000, false, vp8_payload(true, &[0, 1, 1]));
+        assert_eq!(frame, Some(vec![0, 1, 1, 2, 2, 3, 3]));
+        assert!(!a.wants_keyframe());
+        // A duplicate of the finished frame is ignored.
+        assert!(
+            a.push(12, 1000, true, vp8_payload(false, &[3, 3]))
+                .is_none()
+        );
+        // Next frame loses its middle packet: dropped when the next begins.
+        assert!(
+            a.push(13, 4000, false, vp8_payload(true, &[1, 9, 9]))
+                .is_none()
+        );
+        assert!(
+            a.push(15, 4000, true, vp8_payload(false, &[9, 9]))
+                .is_none()
+        );
+        assert!(
+            a.push(16, 7000, true, vp8_payload(true, &[1, 5, 5]))
+                .is_none()
+        );
+        assert!(
+            a.wants_keyframe(),
+            "an inter frame after a loss is held back"
+        );
+        assert_eq!(a.dropped(), 1);
+        // Late packet of an old frame is ignored; a keyframe resumes.
+        assert!(
+            a.push(14, 4000, false, vp8_payload(false, &[9, 9]))
+                .is_none()
+        );
+        assert!(
+            a.push(17, 10000, true, vp8_payload(true, &[0, 7, 7]))
+                .is_some()
+        );
+        assert!(!a.wants_keyframe());
+    }
+
+    #[test]
+    fn assembler_survives_garbage() {
+        let mut a = Vp8Assembler::default();
+        for seq in 0..200u16 {
+            let junk = Bytes::from(vec![0xff; usize::from(seq % 5)]);
+            let _ = a.push(seq, u32::from(seq / 3), seq % 2 == 0, junk);
+        }
+    }
+
+    #[test]
+    fn bitrate_scales_with_resolution() {
+        assert_eq!(video_bitrate_kbps(640, 480, 30), 600);
+        assert_eq!(video_bitrate_kbps(320, 240, 15), 100);
+        assert_eq!(video_bitrate_kbps(1920, 1080, 30), 2000);
+    }
+}

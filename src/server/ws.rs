@@ -1,0 +1,205 @@
+//! The signalling WebSocket: authenticate the first message, then shuttle
+//! frames between the socket and the hub.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State as AxState;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use telenode_signaling::creds;
+use telenode_signaling::msg::{self, ClientMsg, ErrorCode, Hello, ServerMsg};
+use telenode_signaling::room::{ConnId, Seat};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::AppState;
+use super::hub::{HubCmd, OUTGOING_QUEUE, Outgoing, log_tag};
+use crate::store::Consultation;
+
+/// How long a new connection has to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    AxState(app): AxState<Arc<AppState>>,
+) -> Response {
+    if !same_origin(&headers) {
+        tracing::info!("WebSocket from a foreign origin refused");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    ws.max_message_size(msg::MAX_FRAME_BYTES)
+        .max_frame_size(msg::MAX_FRAME_BYTES)
+        .read_buffer_size(4096)
+        .on_upgrade(move |socket| {
+            let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
+            connection(socket, app, conn).instrument(tracing::info_span!("ws", conn = conn.0))
+        })
+}
+
+/// Browsers always send `Origin`; it must name this node (no cross-site
+/// WebSocket hijacking). Native clients send none.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+fn error(code: ErrorCode) -> ServerMsg {
+    ServerMsg::Error {
+        code,
+        message: code.default_message().to_owned(),
+    }
+}
+
+async fn send(socket: &mut WebSocket, m: &ServerMsg) -> bool {
+    socket
+        .send(Message::Text(msg::encode_server(m).into()))
+        .await
+        .is_ok()
+}
+
+/// Sends a fatal error and closes.
+async fn refuse(mut socket: WebSocket, code: ErrorCode) {
+    let _ = send(&mut socket, &error(code)).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 4000,
+            reason: code.as_str().into(),
+        })))
+        .await;
+}
+
+/// Reads one text frame and decodes it; protocol errors become error codes.
+fn decode(message: Message) -> Result<Option<ClientMsg>, ErrorCode> {
+    match message {
+        Message::Text(t) => msg::decode_client(t.as_str())
+            .map(Some)
+            .map_err(|e| e.code()),
+        Message::Binary(_) => Err(ErrorCode::BadRequest),
+        Message::Ping(_) | Message::Pong(_) => Ok(None),
+        Message::Close(_) => Err(ErrorCode::BadRequest),
+    }
+}
+
+async fn connection(mut socket: WebSocket, app: Arc<AppState>, conn: ConnId) {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(m))) => decode(m),
+        _ => return,
+    };
+    let hello = match hello {
+        Ok(Some(ClientMsg::Hello(h))) => h,
+        Ok(_) => return refuse(socket, ErrorCode::BadRequest).await,
+        Err(code) => return refuse(socket, code).await,
+    };
+    let (consultation, seat) = match authenticate(&app, hello).await {
+        Ok(v) => v,
+        Err(code) => {
+            tracing::info!(code = code.as_str(), "refused");
+            return refuse(socket, code).await;
+        }
+    };
+    tracing::info!(consultation = %log_tag(&consultation.id), "joined");
+
+    let (tx, mut rx) = mpsc::channel(OUTGOING_QUEUE);
+    app.hub.send(HubCmd::Join {
+        conn,
+        consultation: consultation.id.clone(),
+        stored_state: consultation.state,
+        expires_at: consultation.expires_at,
+        seat,
+        ice_servers: Vec::new(),
+        tx,
+    });
+
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Outgoing::Msg(m)) => {
+                    if !send(&mut socket, &m).await { break; }
+                }
+                Some(Outgoing::Close) | None => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    break;
+                }
+            },
+            inc = socket.recv() => match inc {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(m)) => match decode(m) {
+                    Ok(Some(msg)) => app.hub.send(HubCmd::Message { conn, msg }),
+                    Ok(None) => {}
+                    Err(code) => {
+                        tracing::info!(code = code.as_str(), "bad frame");
+                        app.hub.send(HubCmd::Closed { conn });
+                        return refuse(socket, code).await;
+                    }
+                },
+            },
+        }
+    }
+    app.hub.send(HubCmd::Closed { conn });
+}
+
+/// Checks the credentials of a hello and picks the seat. Every failure of a
+/// patient token is the same `bad_token`; every failure of a doctor is the
+/// same `forbidden`.
+async fn authenticate(app: &AppState, hello: Hello) -> Result<(Consultation, Seat), ErrorCode> {
+    let store = app.store.clone();
+    let now = super::unix_now();
+    match hello {
+        Hello::Patient { token, resume } => {
+            let raw = creds::decode_token(&token).ok_or(ErrorCode::BadToken)?;
+            let hash = creds::token_hash(&raw);
+            let found = tokio::task::spawn_blocking(move || store.consultation_by_token(&hash))
+                .await
+                .map_err(|_| ErrorCode::BadToken)?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "token lookup");
+                    ErrorCode::BadToken
+                })?;
+            match found {
+                Some(c)
+                    if creds::ct_eq(&c.token_hash, &hash)
+                        && !c.state.is_terminal()
+                        && c.expires_at > now =>
+                {
+                    Ok((c, Seat::Patient { resume }))
+                }
+                _ => Err(ErrorCode::BadToken),
+            }
+        }
+        Hello::Doctor {
+            consultation,
+            session,
+        } => {
+            let hash = crate::auth::session_hash(&session);
+            let found = tokio::task::spawn_blocking(move || {
+                let doctor = store.session_doctor(&hash, now)?;
+                let c = store.consultation(&consultation)?;
+                Ok::<_, crate::store::StoreError>((doctor, c))
+            })
+            .await
+            .map_err(|_| ErrorCode::Forbidden)?
+            .map_err(|e| {
+                tracing::error!(error = %e, "doctor lookup");
+                ErrorCode::Forbidden
+            })?;
+            match found {
+                (Some(doctor), Some(c)) if c.doctor == doctor => Ok((c, Seat::Doctor)),
+                _ => Err(ErrorCode::Forbidden),
+            }
+        }
+    }
+}

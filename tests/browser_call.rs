@@ -1,0 +1,200 @@
+//! The patient in headless Chromium (fake camera and microphone) goes through
+//! the page's own controls and is admitted by `telenode doctor --headless`;
+//! both sides decode the other's audio and video and show the same SAS.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::Node;
+use common::browser::{Chromium, READ_STATS, eval, wait_true};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
+    let node = Node::start().await;
+    node.add_doctor("dr-weber", "Dr. Weber");
+
+    let mut doctor = Command::new(env!("CARGO_BIN_EXE_telenode"))
+        .args([
+            "doctor",
+            "--headless",
+            "--node",
+            &node.base,
+            "--login",
+            "dr-weber",
+            "--bind-ip",
+            "127.0.0.1",
+            "--video",
+            "320x240@30",
+            "new-consultation",
+            "--auto-admit",
+        ])
+        .env("TELENODE_PASSWORD", common::PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("doctor starts");
+    let mut lines = BufReader::new(doctor.stdout.take().expect("stdout")).lines();
+    let mut next_event = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("doctor event in time")
+            .expect("read")
+            .expect("doctor still running");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
+    };
+    let link = next_event().await;
+    assert_eq!(link["event"], "link");
+    let url = link["url"].as_str().expect("url").to_owned();
+
+    let chromium = Chromium::launch().await;
+    let page = chromium.page().await;
+    let opened = Instant::now();
+    page.goto(url.as_str()).await.expect("page opens");
+
+    // The pre-call check, consent and name, through the page's controls.
+    assert!(
+        wait_true(
+            &page,
+            "!!document.querySelector('#btn-join')",
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    page.find_element("#consent")
+        .await
+        .expect("consent")
+        .click()
+        .await
+        .expect("tick");
+    page.find_element("#display-name")
+        .await
+        .expect("name field")
+        .click()
+        .await
+        .expect("focus")
+        .type_str("Erika M.")
+        .await
+        .expect("type");
+    page.find_element("#btn-join")
+        .await
+        .expect("join")
+        .click()
+        .await
+        .expect("click");
+
+    // The doctor sees the patient and the name they typed, admits, connects.
+    let mut knock_name = None;
+    let mut doctor_sas = None;
+    let mut doctor_stats = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline {
+        let ev = next_event().await;
+        match ev["event"].as_str() {
+            Some("knock") => knock_name = ev["name"].as_str().map(str::to_owned),
+            Some("connected") => doctor_sas = ev["sas"].as_str().map(str::to_owned),
+            Some("stats") => {
+                doctor_stats.push(ev.clone());
+                if ev["video_frames_decoded"].as_u64() > Some(60)
+                    && ev["audio_packets_received"].as_u64() > Some(100)
+                {
+                    break;
+                }
+            }
+            Some("ended") => panic!("doctor ended early: {ev}"),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        knock_name.as_deref(),
+        Some("Erika M."),
+        "doctor saw the typed name"
+    );
+    let doctor_sas = doctor_sas.expect("doctor connected");
+    let last = doctor_stats.last().expect("doctor stats");
+    assert!(
+        last["video_frames_decoded"].as_u64() > Some(60),
+        "doctor decodes the browser's video: {doctor_stats:?}"
+    );
+    // Rising, not a single reading.
+    let first = &doctor_stats[0];
+    assert!(last["video_frames_decoded"].as_u64() > first["video_frames_decoded"].as_u64());
+
+    // The browser decodes the doctor's video and audio, rising.
+    let s1 = eval(&page, READ_STATS).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s2 = eval(&page, READ_STATS).await;
+    eprintln!(
+        "browser stats: {s1} then {s2}; page opened {:?} ago",
+        opened.elapsed()
+    );
+    let frames = |s: &serde_json::Value| s["video_frames_decoded"].as_u64().unwrap_or(0);
+    let audio = |s: &serde_json::Value| s["audio_packets_received"].as_u64().unwrap_or(0);
+    assert!(
+        frames(&s2) > frames(&s1) && frames(&s2) > 30,
+        "browser framesDecoded rises: {s1} {s2}"
+    );
+    assert!(
+        audio(&s2) > audio(&s1) && audio(&s2) > 50,
+        "browser audio rises: {s1} {s2}"
+    );
+    assert_eq!(s2["pair"], "host");
+
+    // Same short authentication string on both sides.
+    let page_sas = eval(&page, "document.querySelector('#sas').textContent").await;
+    let digits: String = page_sas
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    assert_eq!(digits, doctor_sas, "SAS on the page: {page_sas}");
+
+    // The patient hangs up through the page; the doctor's call ends cleanly.
+    page.find_element("#btn-hangup")
+        .await
+        .expect("hang-up")
+        .click()
+        .await
+        .expect("click");
+    loop {
+        let ev = next_event().await;
+        if ev["event"] == "ended" {
+            assert_eq!(ev["reason"], "peer_hung_up");
+            break;
+        }
+    }
+    let status = tokio::time::timeout(Duration::from_secs(10), doctor.wait())
+        .await
+        .expect("doctor exits")
+        .expect("wait");
+    assert!(status.success(), "doctor exit status {status}");
+    assert!(
+        wait_true(
+            &page,
+            "!document.querySelector('#screen-ended').hidden",
+            Duration::from_secs(5)
+        )
+        .await
+    );
+
+    // The page made no request to any origin but the node.
+    let requests = chromium.requests.lock().expect("lock").clone();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert!(
+            r.starts_with(&format!("{}/", node.base))
+                || r.starts_with("data:")
+                || r.starts_with("blob:")
+                || r == "about:blank",
+            "request to a foreign origin: {r}"
+        );
+    }
+    chromium.close().await;
+    node.stop().await;
+}

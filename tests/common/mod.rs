@@ -1,0 +1,125 @@
+//! Shared test harness: a real node on 127.0.0.1 with a fresh data directory.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod browser;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use telenode::client::{AgentEvent, CallOptions, EndCause, Seat};
+use telenode::config::Config;
+use telenode::peer::{AudioSource, VideoSource};
+use telenode::server::Running;
+use telenode::store::{SqliteStore, Store};
+use telenode_signaling::seal::LinkKey;
+use tokio::sync::mpsc;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A node running in this test process.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<SqliteStore>,
+    pub running: Option<Running>,
+    pub base: String,
+}
+
+impl Node {
+    pub async fn start() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir) -> Node {
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let store = Arc::new(SqliteStore::open(&config.data_dir).unwrap());
+        let running = telenode::server::start(config, store.clone() as Arc<dyn Store>)
+            .await
+            .unwrap();
+        let base = format!("http://{}", running.addr);
+        Node {
+            dir,
+            store,
+            running: Some(running),
+            base,
+        }
+    }
+
+    pub fn add_doctor(&self, login: &str, name: &str) {
+        let hash = telenode::auth::new_password_hash(PASSWORD).unwrap();
+        self.store.add_doctor(login, name, &hash, 0).unwrap();
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.running.as_ref().unwrap().addr)
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(r) = self.running.take() {
+            r.shutdown(Duration::from_secs(5)).await;
+        }
+        self.dir
+    }
+}
+
+/// Options for a native participant on loopback with small synthetic media.
+pub fn call_options(ws_url: String, seat: Seat, link_key: LinkKey) -> CallOptions {
+    CallOptions {
+        ws_url,
+        seat,
+        link_key,
+        auto_admit: false,
+        call_duration: None,
+        setup_timeout: Duration::from_secs(20),
+        bind_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        video: VideoSource::Synthetic {
+            width: 320,
+            height: 240,
+            fps: 30,
+        },
+        audio: AudioSource::Tone { hz: 440.0 },
+    }
+}
+
+/// Waits for the first event matching `f`, failing after `within`.
+pub async fn wait_for<T>(
+    events: &mut mpsc::UnboundedReceiver<AgentEvent>,
+    within: Duration,
+    mut f: impl FnMut(&AgentEvent) -> Option<T>,
+) -> Result<T, String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(ev)) => {
+                if let Some(v) = f(&ev) {
+                    return Ok(v);
+                }
+                if let AgentEvent::Ended(cause) = ev {
+                    return Err(format!("ended early: {cause:?}"));
+                }
+            }
+            Ok(None) => return Err("agent gone".into()),
+            Err(_) => return Err("timed out".into()),
+        }
+    }
+}
+
+/// Waits for the agent's end and returns its cause.
+pub async fn wait_end(
+    events: &mut mpsc::UnboundedReceiver<AgentEvent>,
+    within: Duration,
+) -> Option<EndCause> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(AgentEvent::Ended(c))) => return Some(c),
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+}

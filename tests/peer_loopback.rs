@@ -1,0 +1,227 @@
+//! Two native peers in one process, on 127.0.0.1, signalling through plain
+//! channels: ICE, DTLS, and real VP8/Opus media both ways.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use telenode::peer::{
+    AudioSource, CandidateKind, MediaStats, Peer, PeerEvent, PeerOptions, VideoSource,
+};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn loopback(video: VideoSource, audio: AudioSource) -> PeerOptions {
+    PeerOptions {
+        bind_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        video,
+        audio,
+        ..PeerOptions::default()
+    }
+}
+
+/// Forwards one side's candidates to the other and records its events.
+fn pump(
+    mut events: UnboundedReceiver<PeerEvent>,
+    other: Arc<Peer>,
+    log: Arc<Mutex<Vec<(Duration, PeerEvent)>>>,
+    t0: Instant,
+) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let PeerEvent::LocalCandidate(c) = &event {
+                other
+                    .add_remote_candidate(c.clone())
+                    .await
+                    .expect("remote candidate accepted");
+            }
+            log.lock().expect("log").push((t0.elapsed(), event));
+        }
+    });
+}
+
+type Log = Arc<Mutex<Vec<(Duration, PeerEvent)>>>;
+
+fn find<T>(log: &Log, f: impl Fn(&PeerEvent) -> Option<T>) -> Option<(Duration, T)> {
+    log.lock()
+        .expect("log")
+        .iter()
+        .find_map(|(t, e)| f(e).map(|v| (*t, v)))
+}
+
+fn connected(e: &PeerEvent) -> Option<(CandidateKind, CandidateKind)> {
+    match e {
+        PeerEvent::Connected { local, remote } => Some((*local, *remote)),
+        _ => None,
+    }
+}
+
+fn first_video(e: &PeerEvent) -> Option<(u32, u32)> {
+    match e {
+        PeerEvent::FirstVideoFrame { width, height } => Some((*width, *height)),
+        _ => None,
+    }
+}
+
+struct Pair {
+    offerer: Arc<Peer>,
+    answerer: Arc<Peer>,
+    offerer_log: Log,
+    answerer_log: Log,
+    t0: Instant,
+}
+
+/// Starts both peers and runs offer/answer; candidates trickle through the
+/// pumps, some of them before the answerer has the offer (they are queued).
+async fn connect(offerer: PeerOptions, answerer: PeerOptions) -> Pair {
+    let t0 = Instant::now();
+    let (a, a_events) = Peer::start(offerer).await.expect("offerer starts");
+    let (b, b_events) = Peer::start(answerer).await.expect("answerer starts");
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let (a_log, b_log): (Log, Log) = Default::default();
+    pump(a_events, Arc::clone(&b), Arc::clone(&a_log), t0);
+    pump(b_events, Arc::clone(&a), Arc::clone(&b_log), t0);
+
+    let offer = a.create_offer(false).await.expect("offer");
+    assert!(
+        offer.contains("a=fingerprint:"),
+        "offer carries a DTLS fingerprint"
+    );
+    let answer = b.apply_offer(&offer).await.expect("answer");
+    a.apply_answer(&answer).await.expect("answer applied");
+
+    let (a_fps, b_fps) = (a.fingerprints().await, b.fingerprints().await);
+    assert!(a_fps.0.is_some() && a_fps.1.is_some());
+    assert_eq!(
+        a_fps.0, b_fps.1,
+        "offerer's fingerprint is what the answerer saw"
+    );
+    assert_eq!(
+        a_fps.1, b_fps.0,
+        "answerer's fingerprint is what the offerer saw"
+    );
+
+    Pair {
+        offerer: a,
+        answerer: b,
+        offerer_log: a_log,
+        answerer_log: b_log,
+        t0,
+    }
+}
+
+async fn wait_until(what: &str, t0: Instant, mut done: impl FnMut() -> bool) {
+    while !done() {
+        assert!(t0.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn media_flowing(s: &MediaStats) -> bool {
+    s.video_frames_decoded > 100 && s.audio_packets_received > 200 && s.audio_frames_decoded > 200
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_native_peers_exchange_vp8_and_opus_on_loopback() {
+    let opts = || {
+        loopback(
+            VideoSource::Synthetic {
+                width: 640,
+                height: 480,
+                fps: 30,
+            },
+            AudioSource::Tone { hz: 440.0 },
+        )
+    };
+    let pair = connect(opts(), opts()).await;
+    let (a, b, t0) = (&pair.offerer, &pair.answerer, pair.t0);
+
+    wait_until("both sides connected", t0, || {
+        find(&pair.offerer_log, connected).is_some()
+            && find(&pair.answerer_log, connected).is_some()
+    })
+    .await;
+    let (t_a, (a_local, _)) = find(&pair.offerer_log, connected).expect("offerer connected");
+    let (t_b, (b_local, _)) = find(&pair.answerer_log, connected).expect("answerer connected");
+    assert_eq!(a_local, CandidateKind::Host);
+    assert_eq!(b_local, CandidateKind::Host);
+
+    wait_until("media flowing both ways", t0, || {
+        media_flowing(&a.stats()) && media_flowing(&b.stats())
+    })
+    .await;
+    let t_media = t0.elapsed();
+
+    for (name, log) in [
+        ("offerer", &pair.offerer_log),
+        ("answerer", &pair.answerer_log),
+    ] {
+        let (_, size) = find(log, first_video).expect("first video frame event");
+        assert_eq!(size, (640, 480), "{name} decoded full-size frames");
+        assert!(
+            find(log, |e| matches!(e, PeerEvent::GatheringComplete)
+                .then_some(()))
+            .is_some(),
+            "{name} finished gathering"
+        );
+    }
+    let (sa, sb) = (a.stats(), b.stats());
+    assert!(sa.video_frames_sent > 100 && sb.audio_packets_sent > 200);
+    eprintln!(
+        "connected: offerer {t_a:?}, answerer {t_b:?}; thresholds met at {t_media:?}\n\
+         offerer {sa:?}\nanswerer {sb:?}"
+    );
+
+    // RTT comes from RTCP or ICE within a few seconds; best effort, but on
+    // loopback it should be there and tiny.
+    wait_until("an RTT estimate", t0, || a.stats().rtt_ms.is_some()).await;
+    let rtt = a.stats().rtt_ms.expect("rtt");
+    assert!(rtt < 200.0, "loopback RTT {rtt} ms");
+
+    a.close().await;
+    b.close().await;
+    a.close().await; // idempotent
+    let after = a.stats();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        a.stats().video_frames_sent,
+        after.video_frames_sent,
+        "media tasks stop on close"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_only_peer_gets_the_requested_resolution() {
+    let sender = loopback(
+        VideoSource::Synthetic {
+            width: 320,
+            height: 240,
+            fps: 15,
+        },
+        AudioSource::Tone { hz: 1000.0 },
+    );
+    let receiver = loopback(VideoSource::None, AudioSource::None);
+    // The receive-only side offers, so its recvonly transceivers are tested.
+    let pair = connect(receiver, sender).await;
+    let (rx, tx, t0) = (&pair.offerer, &pair.answerer, pair.t0);
+
+    wait_until("first video frame", t0, || {
+        find(&pair.offerer_log, first_video).is_some()
+    })
+    .await;
+    let (t_first, size) = find(&pair.offerer_log, first_video).expect("first frame");
+    assert_eq!(size, (320, 240));
+    wait_until("some media", t0, || {
+        let s = rx.stats();
+        s.video_frames_decoded >= 30 && s.audio_frames_decoded >= 50
+    })
+    .await;
+    let (srx, stx) = (rx.stats(), tx.stats());
+    assert_eq!(srx.video_frames_sent, 0);
+    assert_eq!(srx.audio_packets_sent, 0);
+    assert_eq!(stx.video_frames_decoded, 0);
+    eprintln!("first 320x240 frame at {t_first:?}; receiver {srx:?}");
+    rx.close().await;
+    tx.close().await;
+}
