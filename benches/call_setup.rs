@@ -19,6 +19,8 @@ use telenode::config::Config;
 use telenode::peer::{AudioSource, Peer, PeerEvent, PeerOptions, VideoSource};
 use telenode::store::{SqliteStore, Store};
 
+/// Runs per path under `cargo bench`; `cargo test` runs the binary once as a
+/// smoke test (one run each) so the measurement code stays working.
 const RUNS: usize = 5;
 
 fn video() -> VideoSource {
@@ -132,11 +134,15 @@ fn summary(name: &str, mut v: Vec<Duration>) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    // `cargo test --benches` runs bench binaries with `--bench`-less args; only
-    // measure when asked to.
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
+    // `cargo bench` passes `--bench`; anything else is a smoke run.
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        RUNS
+    } else {
+        1
+    };
     let dir = tempfile::tempdir()?;
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
@@ -152,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut node = Vec::new();
     let mut reference = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs {
         node.push(through_node(&base, &api).await?);
         reference.push(direct().await?);
     }

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 /// they never log below info, whatever `RUST_LOG` asks for.
 const QUIET_LIBRARIES: &str = "hyper=info,hyper_util=info,h2=info,tungstenite=info,\
     tokio_tungstenite=info,rustls=info,tokio_rustls=info,reqwest=info,axum=info,tower=info,\
-    tower_http=info";
+    tower_http=info,webrtc=error,rtc=error,rtc_ice=off,rtc_mdns=off,rtc_dtls=error";
 
 fn init_tracing(format: LogFormat) {
     let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());

@@ -173,6 +173,23 @@ async fn two_native_peers_exchange_vp8_and_opus_on_loopback() {
          offerer {sa:?}\nanswerer {sb:?}"
     );
 
+    // A keyframe request (PLI) from the offerer makes the answerer's
+    // encoder produce a keyframe well before the periodic one (10 s).
+    let before = b.stats().video_keyframes_sent;
+    assert!(before >= 1, "the first frame was a keyframe");
+    let asked = Instant::now();
+    a.request_keyframe();
+    wait_until("a requested keyframe", t0, || {
+        b.stats().video_keyframes_sent > before
+    })
+    .await;
+    let answered = asked.elapsed();
+    assert!(
+        answered < Duration::from_secs(2),
+        "keyframe after {answered:?}"
+    );
+    eprintln!("keyframe request answered in {answered:?}");
+
     // RTT comes from RTCP or ICE within a few seconds; best effort, but on
     // loopback it should be there and tiny.
     wait_until("an RTT estimate", t0, || a.stats().rtt_ms.is_some()).await;
@@ -224,4 +241,62 @@ async fn receive_only_peer_gets_the_requested_resolution() {
     eprintln!("first 320x240 frame at {t_first:?}; receiver {srx:?}");
     rx.close().await;
     tx.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_restart_keeps_media_flowing() {
+    let opts = || {
+        loopback(
+            VideoSource::Synthetic {
+                width: 160,
+                height: 120,
+                fps: 15,
+            },
+            AudioSource::Tone { hz: 300.0 },
+        )
+    };
+    let pair = connect(opts(), opts()).await;
+    let (a, b, t0) = (&pair.offerer, &pair.answerer, pair.t0);
+    wait_until("first frames", t0, || {
+        a.stats().video_frames_decoded > 5 && b.stats().video_frames_decoded > 5
+    })
+    .await;
+    let connects = |log: &Log| {
+        log.lock()
+            .expect("log")
+            .iter()
+            .filter(|(_, e)| matches!(e, PeerEvent::Connected { .. }))
+            .count()
+    };
+
+    let restart = Instant::now();
+    let offer = a.create_offer(true).await.expect("restart offer");
+    let answer = b.apply_offer(&offer).await.expect("restart answer");
+    a.apply_answer(&answer)
+        .await
+        .expect("restart answer applied");
+
+    let (va, vb) = (
+        a.stats().video_frames_decoded,
+        b.stats().video_frames_decoded,
+    );
+    wait_until("media after the restart", t0, || {
+        a.stats().video_frames_decoded > va + 30 && b.stats().video_frames_decoded > vb + 30
+    })
+    .await;
+    let failed = |log: &Log| {
+        log.lock()
+            .expect("log")
+            .iter()
+            .any(|(_, e)| matches!(e, PeerEvent::Failed { .. }))
+    };
+    assert!(!failed(&pair.offerer_log) && !failed(&pair.answerer_log));
+    eprintln!(
+        "ICE restart: media resumed within {:?}; Connected events: offerer {}, answerer {}",
+        restart.elapsed(),
+        connects(&pair.offerer_log),
+        connects(&pair.answerer_log)
+    );
+    a.close().await;
+    b.close().await;
 }

@@ -68,10 +68,10 @@ async fn node_log_holds_no_secrets_addresses_or_names() {
     tokio::spawn(async move {
         let mut ready = Some(ready_tx);
         while let Ok(Some(line)) = stderr.next_line().await {
-            if line.contains("listening") {
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(());
-                }
+            if line.contains("listening")
+                && let Some(tx) = ready.take()
+            {
+                let _ = tx.send(());
             }
             let mut l = sink.lock().expect("lock");
             l.push_str(&line);

@@ -542,8 +542,8 @@ impl Run {
                 })
                 .collect(),
             bind_ip: self.opts.bind_ip,
-            video: self.opts.video.clone(),
-            audio: self.opts.audio.clone(),
+            video: self.opts.video,
+            audio: self.opts.audio,
             force_relay: false,
         };
         let (peer, events) = Peer::start(opts).await?;

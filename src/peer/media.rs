@@ -6,22 +6,22 @@
 //! Opus is cheap enough to run inline.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::vp8::Vp8Packet;
-use rtc::rtp::packetizer::Depacketizer;
 use telenode_vpx::{EncoderConfig, Vp8Decoder, Vp8Encoder};
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::keyframe::is_keyframe_request;
 use super::stats::bump;
 use super::{PeerEvent, Shared};
 
@@ -277,6 +277,9 @@ pub struct Vp8Assembler {
     done: bool,
     fragments: Vec<Fragment>,
     need_keyframe: bool,
+    /// Something was lost or held back while waiting for a keyframe: worth a
+    /// PLI (the first keyframe is on its way anyway, so not asked for).
+    starved: bool,
     dropped: u64,
 }
 
@@ -287,6 +290,7 @@ impl Default for Vp8Assembler {
             done: false,
             fragments: Vec::new(),
             need_keyframe: true,
+            starved: false,
             dropped: 0,
         }
     }
@@ -299,14 +303,22 @@ fn ts_before(a: u32, b: u32) -> bool {
 }
 
 impl Vp8Assembler {
-    /// Whether the decoder needs a keyframe (send a PLI).
+    /// Whether to ask the sender for a keyframe (send a PLI): frames were
+    /// lost or held back and no keyframe has come since.
     pub fn wants_keyframe(&self) -> bool {
-        self.need_keyframe
+        self.need_keyframe && self.starved
     }
 
     /// Marks the decoder as broken: drop frames until the next keyframe.
     pub fn request_keyframe(&mut self) {
         self.need_keyframe = true;
+        self.starved = true;
+    }
+
+    fn drop_frame(&mut self) {
+        self.fragments.clear();
+        self.dropped += 1;
+        self.request_keyframe();
     }
 
     /// Frames given up on.
@@ -335,8 +347,7 @@ impl Vp8Assembler {
             Some(ts) if ts_before(timestamp, ts) => return None, // late
             _ => {
                 if !self.done && !self.fragments.is_empty() {
-                    self.dropped += 1;
-                    self.need_keyframe = true;
+                    self.drop_frame();
                 }
                 self.fragments.clear();
                 self.timestamp = Some(timestamp);
@@ -347,10 +358,8 @@ impl Vp8Assembler {
             return None;
         }
         if self.fragments.len() >= MAX_PACKETS_PER_FRAME {
-            self.fragments.clear();
+            self.drop_frame();
             self.done = true;
-            self.dropped += 1;
-            self.need_keyframe = true;
             return None;
         }
         self.fragments.push(Fragment {
@@ -383,15 +392,11 @@ impl Vp8Assembler {
 
         let mut frame = Vec::with_capacity(self.fragments.iter().map(|f| f.payload.len()).sum());
         for fragment in &self.fragments {
-            // A fresh descriptor per packet: `Vp8Packet` keeps optional
-            // fields from the previous call otherwise.
-            match Vp8Packet::default().depacketize(&fragment.payload) {
-                Ok(data) => frame.extend_from_slice(&data),
-                Err(_) => {
-                    self.fragments.clear();
+            match vp8_descriptor_len(&fragment.payload) {
+                Some(skip) => frame.extend_from_slice(&fragment.payload[skip..]),
+                None => {
+                    self.drop_frame();
                     self.done = true;
-                    self.dropped += 1;
-                    self.need_keyframe = true;
                     return None;
                 }
             }
@@ -402,13 +407,42 @@ impl Vp8Assembler {
         // VP8 frame tag: bit 0 of the first byte is 0 for a keyframe.
         let keyframe = frame.first().is_some_and(|b| b & 0x01 == 0);
         if self.need_keyframe && !keyframe {
+            self.starved = true;
             return None;
         }
         if keyframe {
             self.need_keyframe = false;
+            self.starved = false;
         }
         Some(frame)
     }
+}
+
+/// Length of the VP8 payload descriptor (RFC 7741 §4.2) at the start of an
+/// RTP payload, if a non-empty VP8 fragment follows it.
+///
+/// Our own parser rather than `rtc`'s `Vp8Packet`, which rejects payloads
+/// shorter than 4 bytes — a valid 1-byte last fragment would lose the frame.
+fn vp8_descriptor_len(payload: &[u8]) -> Option<usize> {
+    let first = *payload.first()?;
+    let mut len = 1;
+    if first & 0x80 != 0 {
+        // X: extension byte with the I, L, T, K flags.
+        let ext = *payload.get(len)?;
+        len += 1;
+        if ext & 0x80 != 0 {
+            // I: picture ID, 15 bits when its M bit is set.
+            let picture_id = *payload.get(len)?;
+            len += if picture_id & 0x80 != 0 { 2 } else { 1 };
+        }
+        if ext & 0x40 != 0 {
+            len += 1; // L: TL0PICIDX
+        }
+        if ext & 0x30 != 0 {
+            len += 1; // T or K: TID/Y/KEYIDX
+        }
+    }
+    (len < payload.len()).then_some(len)
 }
 
 /// Decodes one frame; returns how many pictures came out and the size of the
@@ -525,11 +559,32 @@ pub(super) struct VideoParams {
     pub fps: u32,
 }
 
+/// Seconds between two unrequested keyframes.
+const PERIODIC_KEYFRAME_SECS: u32 = 10;
+
+/// Shortest gap between two keyframes forced by requests.
+const KEYFRAME_GAP: Duration = Duration::from_millis(300);
+
+/// Aborts a task when dropped (the sender's RTCP watcher dies with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Renders, encodes and sends the test pattern, paced by the wall clock.
 pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: Arc<Shared>) {
     let VideoParams { width, height, fps } = params;
     let bitrate = video_bitrate_kbps(width, height, fps);
-    let encoder = match Vp8Encoder::new(EncoderConfig::realtime(width, height, fps, bitrate)) {
+    let config = EncoderConfig {
+        // Receivers ask for keyframes (PLI/FIR) when they need one; the
+        // periodic ones are only a fallback.
+        keyframe_interval: fps * PERIODIC_KEYFRAME_SECS,
+        ..EncoderConfig::realtime(width, height, fps, bitrate)
+    };
+    let encoder = match Vp8Encoder::new(config) {
         Ok(e) => e,
         Err(err) => {
             warn!(error = %err, "VP8 encoder unavailable; not sending video");
@@ -537,6 +592,31 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
         }
     };
     let mut state = Some((encoder, TestPattern::new(width, height)));
+
+    // Keyframe requests (PLI/FIR) arrive as events on the local track.
+    let keyframe_wanted = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let track = Arc::clone(&target.track);
+        let wanted = Arc::clone(&keyframe_wanted);
+        tokio::spawn(async move {
+            loop {
+                match track.poll().await {
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                        if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                            debug!("keyframe requested");
+                            wanted.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Some(_) => {}
+                    // Not bound (yet, or during a renegotiation): look again later.
+                    None => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        })
+    };
+    let _stop_watcher = AbortOnDrop(watcher);
+    let mut last_forced: Option<Instant> = None;
+
     let frame_duration = Duration::from_secs(1) / fps;
     let mut tick = tokio::time::interval(frame_duration);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -548,8 +628,15 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
             return;
         };
         let pts = index as i64;
+        // Honour a keyframe request, but not more than every KEYFRAME_GAP.
+        let force = keyframe_wanted.load(Ordering::Relaxed)
+            && last_forced.is_none_or(|t| t.elapsed() >= KEYFRAME_GAP);
+        if force {
+            keyframe_wanted.store(false, Ordering::Relaxed);
+            last_forced = Some(Instant::now());
+        }
         let joined = tokio::task::spawn_blocking(move || {
-            let result = encoder.encode(pattern.render(index), pts, false);
+            let result = encoder.encode(pattern.render(index), pts, force);
             (encoder, pattern, result)
         })
         .await;
@@ -565,8 +652,12 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
         match result {
             Ok(frames) => {
                 for frame in frames {
+                    let keyframe = frame.keyframe;
                     if target.write(Bytes::from(frame.data), frame_duration).await {
                         bump(&shared.counters.video_frames_sent);
+                        if keyframe {
+                            bump(&shared.counters.video_keyframes_sent);
+                        }
                     }
                 }
             }
@@ -665,8 +756,12 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
                 }
             }
         }
-        if assembler.wants_keyframe() && last_pli.is_none_or(|t| t.elapsed() >= PLI_INTERVAL) {
+        let asked = shared.keyframe_asked.load(Ordering::Relaxed);
+        if (asked || assembler.wants_keyframe())
+            && last_pli.is_none_or(|t| t.elapsed() >= PLI_INTERVAL)
+        {
             last_pli = Some(Instant::now());
+            shared.keyframe_asked.store(false, Ordering::Relaxed);
             let pli = PictureLossIndication {
                 sender_ssrc: 0,
                 media_ssrc,
@@ -838,6 +933,22 @@ mod tests {
                 .is_some()
         );
         assert!(!a.wants_keyframe());
+    }
+
+    #[test]
+    fn descriptor_lengths_follow_rfc_7741() {
+        assert_eq!(vp8_descriptor_len(&[0x10, 0xAA]), Some(1));
+        // X, I with a 15-bit picture ID, L, T.
+        assert_eq!(
+            vp8_descriptor_len(&[0x90, 0xE0, 0x81, 0x02, 0x03, 0x40, 0xAA]),
+            Some(6)
+        );
+        // X, I with a 7-bit picture ID.
+        assert_eq!(vp8_descriptor_len(&[0x90, 0x80, 0x05, 0xAA]), Some(3));
+        // Nothing after the descriptor, or a truncated descriptor.
+        assert_eq!(vp8_descriptor_len(&[0x10]), None);
+        assert_eq!(vp8_descriptor_len(&[0x90, 0x80]), None);
+        assert_eq!(vp8_descriptor_len(&[]), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod keyframe;
 pub mod media;
 pub mod stats;
 
@@ -230,6 +231,8 @@ struct Shared {
     local_mid: StdMutex<Option<String>>,
     first_video: AtomicBool,
     media_started: AtomicBool,
+    /// `Peer::request_keyframe` was called; the video receiver sends a PLI.
+    keyframe_asked: AtomicBool,
     shutdown: watch::Sender<bool>,
     tasks: StdMutex<Vec<JoinHandle<()>>>,
 }
@@ -388,8 +391,11 @@ fn local_track(
     kind: RtpCodecKind,
     codec: &RTCRtpCodecParameters,
 ) -> anyhow::Result<TrackLocalStaticSample> {
-    let stream_id = "telenode".to_owned();
-    let track_id = format!("telenode-{kind}");
+    // Unique ids: webrtc 0.21 routes inbound RTCP by track id, looking at
+    // remote tracks first, so a remote track with the same id as ours (two
+    // telenode peers) would swallow the keyframe requests meant for us.
+    let stream_id = format!("telenode-{:08x}", rand::random::<u32>());
+    let track_id = format!("telenode-{kind}-{:08x}", rand::random::<u32>());
     let track = MediaStreamTrack::new(
         stream_id,
         track_id.clone(),
@@ -431,7 +437,11 @@ impl Peer {
             .register_codec(vp8_codec(), RtpCodecKind::Video)
             .context("registering VP8")?;
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .context("registering interceptors")?;
+            .context("registering interceptors")?
+            .with(
+                keyframe::KeyframeRequestForwarder::slot(),
+                keyframe::KeyframeRequestForwarder::default(),
+            );
 
         let ice_servers = opts
             .ice_servers
@@ -472,6 +482,7 @@ impl Peer {
             local_mid: StdMutex::new(None),
             first_video: AtomicBool::new(false),
             media_started: AtomicBool::new(false),
+            keyframe_asked: AtomicBool::new(false),
             shutdown,
             tasks: StdMutex::new(Vec::new()),
         });
@@ -629,6 +640,12 @@ impl Peer {
         self.shared.counters.snapshot()
     }
 
+    /// Asks the remote video sender for a keyframe (RTCP PLI), e.g. after
+    /// the picture was corrupted. Sent with the next received video packet.
+    pub fn request_keyframe(&self) {
+        self.shared.keyframe_asked.store(true, Ordering::Relaxed);
+    }
+
     /// The `a=fingerprint` values (`"sha-256 AB:CD:..."`) of the local and
     /// remote descriptions, for the short authentication string. DTLS itself
     /// fails closed if the remote certificate does not match the remote one.
@@ -670,8 +687,19 @@ impl Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        // Without `close()`, at least stop our own tasks.
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Dropped without `close()`: stop our tasks, and close the connection
+        // in the background (a dropped `webrtc` connection on the shared
+        // runtime would otherwise keep its driver and sockets alive).
         let _ = self.shared.shutdown.send(true);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pc = Arc::clone(&self.pc);
+            runtime.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
     }
 }
 

@@ -22,6 +22,9 @@ pub struct MediaStats {
     pub audio_packets_sent: u64,
     /// VP8 frames sent.
     pub video_frames_sent: u64,
+    /// VP8 keyframes sent (the first, periodic ones, and those requested
+    /// by PLI/FIR).
+    pub video_keyframes_sent: u64,
     /// Round-trip time from RTCP or ICE, if known.
     pub rtt_ms: Option<f64>,
     /// Inbound RTP packets lost (all streams).
@@ -39,6 +42,7 @@ pub(super) struct Counters {
     pub video_frames_decoded: AtomicU64,
     pub audio_packets_sent: AtomicU64,
     pub video_frames_sent: AtomicU64,
+    pub video_keyframes_sent: AtomicU64,
     pub packets_lost: AtomicU64,
     rtt_us: AtomicU64,
 }
@@ -51,6 +55,7 @@ impl Default for Counters {
             video_frames_decoded: AtomicU64::new(0),
             audio_packets_sent: AtomicU64::new(0),
             video_frames_sent: AtomicU64::new(0),
+            video_keyframes_sent: AtomicU64::new(0),
             packets_lost: AtomicU64::new(0),
             rtt_us: AtomicU64::new(NO_RTT),
         }
@@ -71,6 +76,7 @@ impl Counters {
             video_frames_decoded: get(&self.video_frames_decoded),
             audio_packets_sent: get(&self.audio_packets_sent),
             video_frames_sent: get(&self.video_frames_sent),
+            video_keyframes_sent: get(&self.video_keyframes_sent),
             rtt_ms: (rtt != NO_RTT).then(|| rtt as f64 / 1000.0),
             packets_lost: get(&self.packets_lost),
         }
