@@ -59,7 +59,7 @@ pub struct DoctorArgs {
     /// Run without a window, printing one JSON event per line (automation).
     #[arg(long)]
     pub headless: bool,
-    /// The node's base URL, e.g. https://telenode.example.org.
+    /// The node's base URL, e.g. `https://telenode.example.org`.
     #[arg(long, env = "TELENODE_NODE")]
     pub node: String,
     /// The doctor's login.

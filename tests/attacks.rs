@@ -24,6 +24,9 @@ enum Evil {
     Inject,
     /// Deliver the first sealed envelope twice.
     Replay,
+    /// Hold back the first sealed envelope and deliver it after the second
+    /// (swapping their order, e.g. the offer and a candidate).
+    Swap,
 }
 
 /// A WebSocket relay between the patient and the node that misbehaves.
@@ -51,6 +54,7 @@ async fn evil_relay(upstream: String, evil: Evil) -> String {
         };
         let down = async move {
             let mut done = false;
+            let mut held: Option<Message> = None;
             let mut consultation = String::new();
             while let Some(Ok(m)) = n_rx.next().await {
                 let mut out = vec![m.clone()];
@@ -63,7 +67,11 @@ async fn evil_relay(upstream: String, evil: Evil) -> String {
                     {
                         consultation = c.clone();
                     }
-                    if let ServerMsg::Sealed(mut env) = decoded
+                    if matches!(decoded, ServerMsg::Sealed(_))
+                        && let Some(first) = held.take()
+                    {
+                        out = vec![m.clone(), first];
+                    } else if let ServerMsg::Sealed(mut env) = decoded
                         && !done
                     {
                         done = true;
@@ -95,6 +103,10 @@ async fn evil_relay(upstream: String, evil: Evil) -> String {
                                 )]
                             }
                             Evil::Replay => vec![m.clone(), m.clone()],
+                            Evil::Swap => {
+                                held = Some(m.clone());
+                                Vec::new()
+                            }
                         };
                     }
                 }
@@ -172,6 +184,11 @@ async fn injected_envelope_fails_closed_on_both_sides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_envelope_fails_closed_on_both_sides() {
     call_through_evil_relay(Evil::Replay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapped_envelopes_fail_closed_on_both_sides() {
+    call_through_evil_relay(Evil::Swap).await;
 }
 
 /// Sends one raw hello and returns the first answer.
