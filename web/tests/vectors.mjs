@@ -10,8 +10,12 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import * as seal from '../seal.js';
+import { webcrypto } from 'node:crypto';
 import { runVectors } from './vectors-core.js';
+
+// Node 18 (Debian 12's nodejs) has WebCrypto only as node:crypto's webcrypto.
+if (!globalThis.crypto) globalThis.crypto = webcrypto;
+const seal = await import('../seal.js');
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const file = process.argv[2] || path.join(here, '../../signaling/tests/vectors/vectors.json');
