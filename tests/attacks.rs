@@ -135,14 +135,7 @@ async fn call_through_evil_relay(evil: Evil) {
     let node = Node::start().await;
     let (api, link) = doctor_and_link(&node, "dr-evil").await;
     let (_, token, key) = parse_link(&link.url).expect("link");
-    let mut d_opts = call_options(
-        api.ws_url(),
-        Seat::Doctor {
-            consultation: link.consultation.id.clone(),
-            session: api.session().to_owned(),
-        },
-        link.link_key,
-    );
+    let mut d_opts = common::doctor_options(&api, &link);
     d_opts.auto_admit = true;
     let (_doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor");
     let relay = evil_relay(node.ws_url(), evil).await;
@@ -340,14 +333,7 @@ async fn knock_reaches_a_doctor_who_joins_later() {
     })
     .await
     .expect("patient waits");
-    let d_opts = call_options(
-        api.ws_url(),
-        Seat::Doctor {
-            consultation: link.consultation.id.clone(),
-            session: api.session().to_owned(),
-        },
-        link.link_key,
-    );
+    let d_opts = common::doctor_options(&api, &link);
     let (_doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor");
     let name = wait_for(&mut d_events, Duration::from_secs(5), |e| match e {
         AgentEvent::Knock { name } => Some(name.clone()),

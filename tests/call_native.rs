@@ -20,14 +20,7 @@ async fn two_native_peers_call_through_the_node() {
     let (base, token, key) = parse_link(&link.url).expect("link parses");
     assert_eq!(base, node.base);
 
-    let mut d_opts = call_options(
-        api.ws_url(),
-        Seat::Doctor {
-            consultation: link.consultation.id.clone(),
-            session: api.session().to_owned(),
-        },
-        link.link_key,
-    );
+    let mut d_opts = common::doctor_options(&api, &link);
     d_opts.auto_admit = true;
     let (doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor joins");
     let p_opts = call_options(

@@ -91,14 +91,7 @@ async fn node_log_holds_no_secrets_addresses_or_names() {
     let (_, token, key) = parse_link(&link.url).expect("link");
     let link_key_text = key.to_b64u();
 
-    let mut d_opts = call_options(
-        api.ws_url(),
-        Seat::Doctor {
-            consultation: link.consultation.id.clone(),
-            session: api.session().to_owned(),
-        },
-        link.link_key,
-    );
+    let mut d_opts = common::doctor_options(&api, &link);
     d_opts.auto_admit = true;
     d_opts.call_duration = Some(Duration::from_secs(2));
     let (doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor");

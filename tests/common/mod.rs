@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use telenode::client::{AgentEvent, CallOptions, EndCause, Seat};
+use telenode::client::{AgentEvent, ApiClient, CallOptions, EndCause, PatientLink, Seat};
 use telenode::config::Config;
 use telenode::peer::{AudioSource, VideoSource};
 use telenode::server::Running;
@@ -84,6 +84,18 @@ pub fn call_options(ws_url: String, seat: Seat, link_key: LinkKey) -> CallOption
         },
         audio: AudioSource::Tone { hz: 440.0 },
     }
+}
+
+/// Options for the doctor's seat of `link`, logged in as `api`.
+pub fn doctor_options(api: &ApiClient, link: &PatientLink) -> CallOptions {
+    call_options(
+        api.ws_url(),
+        Seat::Doctor {
+            consultation: link.consultation.id.clone(),
+            session: api.session().to_owned(),
+        },
+        link.link_key.clone(),
+    )
 }
 
 /// Waits for the first event matching `f`, failing after `within`.
