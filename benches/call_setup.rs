@@ -146,10 +146,11 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
+        admin_listen: "127.0.0.1:0".parse()?,
         data_dir: dir.path().join("data"),
         ..Config::default()
     };
-    let store = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let store = Arc::new(SqliteStore::open(&config.data_dir, &config.key_file())?);
     let hash = telenode::auth::new_password_hash("bench password 123")?;
     store.add_doctor("bench", "Dr. Bench", &hash, 0)?;
     let running = telenode::server::start(config, store as Arc<dyn Store>).await?;

@@ -30,6 +30,13 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Administer accounts in the data directory (works while the node runs).
     Admin(AdminArgs),
+    /// Exit 0 when the node's readiness endpoint answers 200 (for container
+    /// health checks).
+    Healthcheck {
+        /// Readiness URL of the operations listener.
+        #[arg(long, default_value = "http://127.0.0.1:9090/readyz")]
+        url: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +47,9 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long, env = "TELENODE_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address of the operations listener (/healthz, /readyz, /metrics).
+    #[arg(long, env = "TELENODE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
     /// Directory for the metadata database.
     #[arg(long, env = "TELENODE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -49,6 +59,9 @@ pub struct ServeArgs {
     /// PEM private key.
     #[arg(long, env = "TELENODE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Master key file of the store (default: master.key in the data directory).
+    #[arg(long, env = "TELENODE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Validate the configuration, print what would be served, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -101,6 +114,9 @@ pub struct AdminArgs {
     /// Data directory of the node.
     #[arg(long, env = "TELENODE_DATA_DIR", default_value = "telenode-data")]
     pub data_dir: PathBuf,
+    /// Master key file of the store (default: master.key in the data directory).
+    #[arg(long, env = "TELENODE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -110,6 +126,37 @@ pub enum AdminCommand {
     /// Doctor accounts.
     #[command(subcommand)]
     Doctor(DoctorAdmin),
+    /// The store's master key.
+    #[command(subcommand)]
+    Keys(KeysAdmin),
+    /// Delete what is past retention now (the node also does this hourly).
+    Purge {
+        /// Days to keep consultations and audit entries after they close (1..=90).
+        #[arg(long, env = "TELENODE_RETENTION_DAYS", default_value_t = 14)]
+        retention_days: u32,
+    },
+    /// Write a consistent, still-encrypted copy of the database to PATH
+    /// (without the master key).
+    Backup {
+        /// Where to write the copy; must not exist.
+        path: PathBuf,
+    },
+    /// The audit log of security events.
+    #[command(subcommand)]
+    Audit(AuditAdmin),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAdmin {
+    /// Make a new master key and re-wrap the data key under it (no downtime;
+    /// the old key no longer opens the database).
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAdmin {
+    /// Check that no entry was deleted or altered.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,5 +238,24 @@ mod tests {
         ])
         .expect("parses");
         assert!(matches!(c.command, Command::Serve(_)));
+    }
+
+    #[test]
+    fn store_admin_commands_parse() {
+        for args in [
+            &["telenode", "admin", "keys", "rotate"][..],
+            &["telenode", "admin", "purge", "--retention-days", "30"],
+            &["telenode", "admin", "backup", "/tmp/x.db"],
+            &[
+                "telenode",
+                "admin",
+                "--master-key-file",
+                "k",
+                "audit",
+                "verify",
+            ],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
     }
 }

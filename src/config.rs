@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Longest retention of consultation metadata: 90 days (the German
+/// video-consultation rules: deleted within three months at the latest).
+pub const MAX_RETENTION_DAYS: u32 = 90;
+
 /// Longest lifetime a consultation link may be given: 24 hours.
 pub const MAX_CONSULTATION_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -20,8 +24,14 @@ pub const MAX_CONSULTATION_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct Config {
     /// Address and port the HTTPS / WebSocket listener binds.
     pub listen: SocketAddr,
+    /// Address of the operations listener (`/healthz`, `/readyz`, `/metrics`);
+    /// loopback by default, never serves personal data.
+    pub admin_listen: SocketAddr,
     /// Directory holding the metadata database.
     pub data_dir: PathBuf,
+    /// Directory with the operator's legal pages as HTML fragments:
+    /// `imprint.html`, `privacy.html`, `terms.html` (German by default).
+    pub legal_dir: Option<PathBuf>,
     /// PEM certificate chain; required unless `listen` is a loopback address.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key matching `tls_cert`.
@@ -32,18 +42,28 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// How long a doctor's login session lasts, in seconds.
     pub session_ttl_secs: u64,
+    /// The master key file (wraps the store's data key); `None` means
+    /// `<data_dir>/master.key`.
+    pub master_key_file: Option<PathBuf>,
+    /// Days consultation metadata and audit entries are kept after a
+    /// consultation ends or expires (1..=90).
+    pub retention_days: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             data_dir: PathBuf::from("telenode-data"),
+            legal_dir: None,
             tls_cert: None,
             tls_key: None,
             consultation_ttl_secs: 4 * 3600,
             idle_timeout_secs: 60,
             session_ttl_secs: 12 * 3600,
+            master_key_file: None,
+            retention_days: 14,
         }
     }
 }
@@ -53,9 +73,11 @@ impl Default for Config {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used, naming the key at fault.
@@ -106,6 +128,9 @@ impl Config {
         if let Some(v) = o.listen {
             self.listen = v;
         }
+        if let Some(v) = o.admin_listen {
+            self.admin_listen = v;
+        }
         if let Some(v) = &o.data_dir {
             self.data_dir = v.clone();
         }
@@ -114,6 +139,9 @@ impl Config {
         }
         if let Some(v) = &o.tls_key {
             self.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &o.master_key_file {
+            self.master_key_file = Some(v.clone());
         }
     }
 
@@ -146,6 +174,20 @@ impl Config {
                 return invalid(key, format!("{} is not a readable file", path.display()));
             }
         }
+        if let Some(dir) = &self.legal_dir
+            && !dir.is_dir()
+        {
+            return invalid("legal_dir", format!("{} is not a directory", dir.display()));
+        }
+        if self.admin_listen == self.listen && self.listen.port() != 0 {
+            return invalid(
+                "admin_listen",
+                format!(
+                    "{} is also `listen`; give the operations listener its own port",
+                    self.admin_listen
+                ),
+            );
+        }
         if self.consultation_ttl_secs == 0
             || self.consultation_ttl_secs > MAX_CONSULTATION_TTL.as_secs()
         {
@@ -170,13 +212,41 @@ impl Config {
                 format!("{} is out of range 60..=604800", self.session_ttl_secs),
             );
         }
+        validate_retention_days(self.retention_days)?;
         Ok(())
+    }
+
+    /// Where the master key file is.
+    pub fn key_file(&self) -> PathBuf {
+        match &self.master_key_file {
+            Some(p) => p.clone(),
+            None => crate::store::keyfile::default_key_file(&self.data_dir),
+        }
+    }
+
+    /// Retention in seconds.
+    pub fn retention_secs(&self) -> i64 {
+        i64::from(self.retention_days) * crate::store::DAY_SECS
     }
 
     /// Whether the listener speaks TLS.
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some()
     }
+}
+
+/// Checks `retention_days` (also used by `telenode admin purge`).
+pub fn validate_retention_days(days: u32) -> Result<(), ConfigError> {
+    if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+        return Err(ConfigError::Invalid {
+            key: "retention_days",
+            message: format!(
+                "{days} is out of range 1..={MAX_RETENTION_DAYS}: metadata must be deleted \
+                 within three months at the latest"
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -227,6 +297,25 @@ mod tests {
         };
         let err = c.validate().expect_err("missing file");
         assert!(err.to_string().starts_with("tls_cert:"), "{err}");
+    }
+
+    #[test]
+    fn retention_above_90_days_is_refused_naming_the_key() {
+        let c = Config::from_toml("retention_days = 91").expect("parses");
+        let err = c.validate().expect_err("too long");
+        assert!(err.to_string().starts_with("retention_days: 91"), "{err}");
+        let c = Config::from_toml("retention_days = 90").expect("parses");
+        c.validate().expect("90 days is allowed");
+        assert!(validate_retention_days(0).is_err());
+    }
+
+    #[test]
+    fn master_key_file_defaults_into_the_data_dir() {
+        let c = Config::default();
+        assert_eq!(c.key_file(), PathBuf::from("telenode-data/master.key"));
+        let c =
+            Config::from_toml("master_key_file = \"/run/secrets/telenode.key\"").expect("parses");
+        assert_eq!(c.key_file(), PathBuf::from("/run/secrets/telenode.key"));
     }
 
     #[test]

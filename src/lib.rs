@@ -9,3 +9,4 @@ pub mod config;
 pub mod peer;
 pub mod server;
 pub mod store;
+pub mod turn;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use telenode::cli::{AdminCommand, Cli, Command, DoctorAction, DoctorAdmin, LogFormat};
+use telenode::cli::{
+    AdminCommand, AuditAdmin, Cli, Command, DoctorAction, DoctorAdmin, KeysAdmin, LogFormat,
+};
 use telenode::client::{AgentEvent, ApiClient, CallAgent, CallOptions, Seat};
 use telenode::config::{Config, Overrides};
 use telenode::peer::{AudioSource, VideoSource};
@@ -56,15 +58,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => {
             let overrides = Overrides {
                 listen: a.listen,
+                admin_listen: a.admin_listen,
                 data_dir: a.data_dir,
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
+                master_key_file: a.master_key_file,
             };
             let config = Config::load(a.config.as_deref(), &overrides)?;
             if a.check_config {
                 let scheme = if config.tls() { "https" } else { "http" };
                 println!("configuration ok");
                 println!("listen: {scheme}://{}", config.listen);
+                println!("admin_listen: http://{}", config.admin_listen);
                 println!("data_dir: {}", config.data_dir.display());
                 return Ok(ExitCode::SUCCESS);
             }
@@ -72,24 +77,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Admin(a) => admin(a).await,
         Command::Doctor(a) => doctor(a).await,
+        Command::Healthcheck { url } => {
+            let res = reqwest::Client::builder()
+                .timeout(Duration::from_secs(4))
+                .build()?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("reaching {url}"))?;
+            if res.status().is_success() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("telenode: {url} answered {}", res.status());
+                Ok(ExitCode::FAILURE)
+            }
+        }
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.data_dir)
+        SqliteStore::open(&config.data_dir, &config.key_file())
             .with_context(|| format!("data_dir: opening {}", config.data_dir.display()))?,
     );
     let scheme = if config.tls() { "https" } else { "http" };
     let running = telenode::server::start(config, store).await?;
     tracing::info!("telenode listening on {scheme}://{}", running.addr);
-    let stop = running.stopper();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop.send(true);
-    });
-    running.wait().await?;
+    tracing::info!("operations endpoints on http://{}", running.admin_addr);
+    running
+        .serve_until(shutdown_signal(), telenode::server::SHUTDOWN_GRACE)
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -112,8 +129,13 @@ async fn shutdown_signal() {
 }
 
 async fn admin(a: telenode::cli::AdminArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(&a.data_dir)
+    let key_file = a
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| telenode::store::keyfile::default_key_file(&a.data_dir));
+    let store = SqliteStore::open(&a.data_dir, &key_file)
         .with_context(|| format!("data_dir: opening {}", a.data_dir.display()))?;
+    let now = telenode::server::unix_time();
     match a.command {
         AdminCommand::Doctor(DoctorAdmin::Add {
             login,
@@ -148,13 +170,62 @@ async fn admin(a: telenode::cli::AdminArgs) -> anyhow::Result<ExitCode> {
             }
         }
         AdminCommand::Doctor(DoctorAdmin::Disable { login }) => {
-            store.set_doctor_disabled(&login, true)?;
+            store.set_doctor_disabled(&login, true, now)?;
             println!("doctor {login} disabled");
         }
         AdminCommand::Doctor(DoctorAdmin::Enable { login }) => {
-            store.set_doctor_disabled(&login, false)?;
+            store.set_doctor_disabled(&login, false, now)?;
             println!("doctor {login} enabled");
         }
+        AdminCommand::Keys(KeysAdmin::Rotate) => {
+            let old = store.master_key_id()?;
+            let new = telenode::store::MasterKey::from_bytes(telenode::auth::random_bytes());
+            // Key file first (as <file>.new), then the database, then the
+            // rename: a crash at any point leaves a key that opens the store.
+            telenode::store::keyfile::write_pending(&key_file, &new)?;
+            store.rotate_master_key(&new, now)?;
+            telenode::store::keyfile::commit_pending(&key_file)?;
+            println!(
+                "master key rotated: {old} -> {} in {}",
+                new.id_hex(),
+                key_file.display()
+            );
+            println!("backups made before now still need the old key");
+        }
+        AdminCommand::Purge { retention_days } => {
+            telenode::config::validate_retention_days(retention_days)?;
+            let r = store.purge(now, i64::from(retention_days) * telenode::store::DAY_SECS)?;
+            println!(
+                "purged {} consultations, {} sessions, {} audit entries",
+                r.consultations, r.sessions, r.audit_entries
+            );
+            if r.unreadable > 0 {
+                eprintln!(
+                    "telenode: {} rows failed their integrity check and were kept",
+                    r.unreadable
+                );
+            }
+        }
+        AdminCommand::Backup { path } => {
+            store
+                .backup_to(&path)
+                .with_context(|| format!("backup to {}", path.display()))?;
+            println!(
+                "backup written to {} (encrypted; restoring it needs master key {})",
+                path.display(),
+                store.master_key_id()?
+            );
+        }
+        AdminCommand::Audit(AuditAdmin::Verify) => match store.verify_audit() {
+            Ok(r) => println!(
+                "audit log ok: {} entries ({}..={}), head {}",
+                r.entries, r.first_seq, r.head_seq, r.head_mac
+            ),
+            Err(e) => {
+                eprintln!("telenode: audit log verification FAILED: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -301,6 +372,7 @@ fn event_json(ev: &AgentEvent) -> serde_json::Value {
             v
         }
         AgentEvent::PeerLeft => json!({"event": "peer_left"}),
+        AgentEvent::SignallingLost => json!({"event": "signalling_lost"}),
         AgentEvent::Ended(cause) => json!({"event": "ended", "reason": cause.reason()}),
     }
 }

@@ -27,6 +27,7 @@ fn tls_config() -> Tls {
     std::fs::write(&key_path, ck.signing_key.serialize_pem()).expect("write key");
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        admin_listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().join("data"),
         tls_cert: Some(cert_path),
         tls_key: Some(key_path),
@@ -58,7 +59,8 @@ fn client(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_with_hsts_and_security_headers() {
     let tls = tls_config();
-    let store = Arc::new(SqliteStore::open(&tls.config.data_dir).expect("store"));
+    let store =
+        Arc::new(SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store"));
     let running = server::start(tls.config.clone(), store as Arc<dyn Store>)
         .await
         .expect("starts");

@@ -8,6 +8,9 @@ export const STRINGS = {
   en: {
     title: 'Video consultation',
     brand: 'Video consultation',
+    legalImprint: 'Imprint',
+    legalPrivacy: 'Privacy notice',
+    legalTerms: 'Terms of use',
     loading: 'Loading…',
 
     incompleteTitle: 'This link is incomplete',
@@ -106,6 +109,9 @@ export const STRINGS = {
   de: {
     title: 'Videosprechstunde',
     brand: 'Videosprechstunde',
+    legalImprint: 'Impressum',
+    legalPrivacy: 'Datenschutzhinweise',
+    legalTerms: 'Nutzungsbedingungen',
     loading: 'Wird geladen…',
 
     incompleteTitle: 'Dieser Link ist unvollständig',
@@ -204,6 +210,9 @@ export const STRINGS = {
   fr: {
     title: 'Téléconsultation',
     brand: 'Téléconsultation',
+    legalImprint: 'Mentions légales',
+    legalPrivacy: 'Politique de confidentialité',
+    legalTerms: "Conditions d'utilisation",
     loading: 'Chargement…',
 
     incompleteTitle: 'Ce lien est incomplet',

@@ -2,7 +2,7 @@
 //!
 //! - [`msg`]: wire messages (JSON, versioned) and their codec.
 //! - [`seal`]: the end-to-end sealed envelope and its key derivation.
-//! - [`creds`]: join tokens and constant-time comparison.
+//! - [`creds`]: join tokens, TURN REST credentials, constant-time comparison.
 //! - [`sas`]: the short authentication string read aloud by both peers.
 //! - [`room`]: the consultation state machine (sans-IO: feed inputs, drain
 //!   outputs, time passed in).

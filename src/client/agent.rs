@@ -123,6 +123,9 @@ pub enum AgentEvent {
     },
     Stats(MediaStats),
     PeerLeft,
+    /// The signalling connection dropped during the call; the media goes on
+    /// and the agent reconnects.
+    SignallingLost,
     Ended(EndCause),
 }
 
@@ -180,6 +183,38 @@ impl CallAgent {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+type Socket = (
+    futures_util::stream::SplitSink<Ws, Message>,
+    futures_util::stream::SplitStream<Ws>,
+);
+
+/// Signalling is gone during a call: when to try again, when to give up.
+#[derive(Debug)]
+struct Reconnect {
+    next_try: Instant,
+    backoff: Duration,
+    give_up_at: Instant,
+}
+
+/// How long a call runs on without signalling before the agent gives up.
+const SIGNALLING_GRACE: Duration = Duration::from_secs(300);
+
+impl Reconnect {
+    fn new() -> Reconnect {
+        let now = Instant::now();
+        Reconnect {
+            next_try: now + Duration::from_millis(250),
+            backoff: Duration::from_millis(500),
+            give_up_at: now + SIGNALLING_GRACE,
+        }
+    }
+
+    fn failed(&mut self) {
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
 struct Run {
     opts: CallOptions,
     events: mpsc::UnboundedSender<AgentEvent>,
@@ -197,6 +232,9 @@ struct Run {
     admitted: bool,
     knocked: bool,
     outbox: Vec<ClientMsg>,
+    /// The patient seat's resume secret, for reconnecting.
+    resume: Option<String>,
+    reconnect: Option<Reconnect>,
 }
 
 /// What the loop does after handling one input.
@@ -228,6 +266,8 @@ impl Run {
             admitted: false,
             knocked: false,
             outbox: Vec::new(),
+            resume: None,
+            reconnect: None,
         }
     }
 
@@ -267,9 +307,8 @@ impl Run {
         Ok(())
     }
 
-    async fn run(&mut self, ws: Ws, mut cmds: mpsc::UnboundedReceiver<AgentCmd>) -> EndCause {
-        let (mut sink, mut stream) = ws.split();
-        let hello = match &self.opts.seat {
+    fn hello(&self) -> ClientMsg {
+        ClientMsg::Hello(match &self.opts.seat {
             Seat::Doctor {
                 consultation,
                 session,
@@ -279,49 +318,104 @@ impl Run {
             },
             Seat::Patient { token, .. } => Hello::Patient {
                 token: token.clone(),
-                resume: None,
+                resume: self.resume.clone(),
             },
-        };
-        self.outbox.push(ClientMsg::Hello(hello));
+        })
+    }
+
+    /// The signalling socket went away. During a call the media is peer to
+    /// peer and keeps flowing: reconnect in the background. Before that,
+    /// there is nothing to keep.
+    fn signalling_lost(&mut self, socket: &mut Option<Socket>) -> Flow {
+        *socket = None;
+        // Envelopes sealed for the old connection are useless on a new one
+        // (the seat starts a new epoch); the media does not need them.
+        self.outbox.clear();
+        if self.admitted && self.peer.is_some() {
+            tracing::info!("signalling lost during the call; media continues, reconnecting");
+            self.emit(AgentEvent::SignallingLost);
+            self.reconnect.get_or_insert(Reconnect::new());
+            Flow::Go
+        } else {
+            Flow::Stop(EndCause::ConnectionLost)
+        }
+    }
+
+    async fn run(&mut self, ws: Ws, mut cmds: mpsc::UnboundedReceiver<AgentCmd>) -> EndCause {
+        let mut socket: Option<Socket> = Some(ws.split());
+        self.outbox.push(self.hello());
         let mut ping = tokio::time::interval(Duration::from_secs(20));
         let mut stats = tokio::time::interval(Duration::from_secs(1));
         loop {
-            for m in self.outbox.drain(..) {
-                if sink
-                    .send(Message::Text(msg::encode_client(&m).into()))
-                    .await
-                    .is_err()
-                {
-                    return EndCause::ConnectionLost;
+            if let Some((sink, _)) = socket.as_mut() {
+                let mut failed = false;
+                for m in self.outbox.drain(..) {
+                    if sink
+                        .send(Message::Text(msg::encode_client(&m).into()))
+                        .await
+                        .is_err()
+                    {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed && let Flow::Stop(cause) = self.signalling_lost(&mut socket) {
+                    return cause;
                 }
             }
             let hangup_at = match (self.connected_at, self.opts.call_duration) {
                 (Some(t), Some(d)) => Some(t + d),
                 _ => None,
             };
-            let deadline = [hangup_at, self.setup_deadline].into_iter().flatten().min();
+            let give_up_at = self.reconnect.as_ref().map(|r| r.give_up_at);
+            let deadline = [hangup_at, self.setup_deadline, give_up_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let retry_at = self.reconnect.as_ref().map(|r| r.next_try);
             let flow = tokio::select! {
-                m = stream.next() => match m {
+                m = next_frame(&mut socket) => match m {
                     Some(Ok(Message::Text(t))) => match msg::decode_server(t.as_str()) {
                         Ok(m) => self.on_server(m).await,
                         Err(e) => Flow::Stop(EndCause::Refused(format!("bad message from node: {e}"))),
                     },
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Flow::Stop(EndCause::ConnectionLost),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => self.signalling_lost(&mut socket),
                     Some(Ok(_)) => Flow::Go,
                 },
+                () = sleep_opt(retry_at) => {
+                    match tokio_tungstenite::connect_async(self.opts.ws_url.as_str()).await {
+                        Ok((ws, _)) => {
+                            tracing::info!("signalling reconnected");
+                            socket = Some(ws.split());
+                            self.reconnect = None;
+                            self.outbox.push(self.hello());
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "reconnect failed");
+                            if let Some(r) = self.reconnect.as_mut() { r.failed(); }
+                        }
+                    }
+                    Flow::Go
+                }
                 ev = recv_peer(&mut self.peer_events) => self.on_peer(ev),
                 c = cmds.recv() => match c {
                     Some(AgentCmd::Admit) => { self.outbox.push(ClientMsg::Admit); Flow::Go }
                     Some(AgentCmd::HangUp) | None => self.hang_up(),
                 },
-                _ = ping.tick() => { self.outbox.push(ClientMsg::Ping); Flow::Go }
+                _ = ping.tick() => {
+                    if socket.is_some() { self.outbox.push(ClientMsg::Ping); }
+                    Flow::Go
+                }
                 _ = stats.tick(), if self.connected_at.is_some() => {
                     if let Some(p) = &self.peer { self.emit(AgentEvent::Stats(p.stats())); }
                     Flow::Go
                 }
                 () = sleep_opt(deadline) => {
-                    if hangup_at.is_some_and(|t| t <= Instant::now()) {
+                    let now = Instant::now();
+                    if hangup_at.is_some_and(|t| t <= now) {
                         self.hang_up()
+                    } else if give_up_at.is_some_and(|t| t <= now) {
+                        Flow::Stop(EndCause::ConnectionLost)
                     } else {
                         Flow::Stop(EndCause::SetupTimeout)
                     }
@@ -341,12 +435,14 @@ impl Run {
                         _ => {}
                     }
                 }
-                for m in self.outbox.drain(..) {
-                    let _ = sink
-                        .send(Message::Text(msg::encode_client(&m).into()))
-                        .await;
+                if let Some((mut sink, _)) = socket.take() {
+                    for m in self.outbox.drain(..) {
+                        let _ = sink
+                            .send(Message::Text(msg::encode_client(&m).into()))
+                            .await;
+                    }
+                    let _ = sink.close().await;
                 }
-                let _ = sink.close().await;
                 return cause;
             }
         }
@@ -361,6 +457,9 @@ impl Run {
             ServerMsg::Welcome {
                 consultation,
                 ice_servers,
+                resume,
+                state,
+                peer_present,
                 ..
             } => {
                 if let Seat::Doctor {
@@ -372,13 +471,19 @@ impl Run {
                         "node answered for another consultation".into(),
                     ));
                 }
-                self.opener = Some(Opener::new(
-                    &self.opts.link_key,
-                    &consultation,
-                    self.send_dir().opposite(),
-                ));
+                // A reconnect keeps the opener: epochs seen before stay refused.
+                if self.opener.is_none() || self.consultation.as_deref() != Some(&consultation) {
+                    self.opener = Some(Opener::new(
+                        &self.opts.link_key,
+                        &consultation,
+                        self.send_dir().opposite(),
+                    ));
+                }
                 self.consultation = Some(consultation.clone());
                 self.ice_servers = ice_servers;
+                if resume.is_some() {
+                    self.resume = resume;
+                }
                 self.new_epoch();
                 self.emit(AgentEvent::Joined { consultation });
                 if let Seat::Patient { name, .. } = &self.opts.seat {
@@ -386,6 +491,16 @@ impl Run {
                     if let Err(c) = self.seal(&p) {
                         return Flow::Stop(c);
                     }
+                }
+                // The doctor came back to a call in progress: renegotiate over
+                // the new signalling connection (the patient re-keys on
+                // `peer_joined` and waits for this offer).
+                if self.role == Role::Doctor
+                    && state.is_admitted()
+                    && peer_present
+                    && self.peer.is_some()
+                {
+                    return self.start_call().await;
                 }
                 Flow::Go
             }
@@ -397,6 +512,9 @@ impl Run {
                 Flow::Go
             }
             ServerMsg::Admitted => {
+                // Anything sealed before admission may have been dropped by the
+                // node; a fresh epoch keeps the sequence without gaps.
+                self.new_epoch();
                 self.admitted = true;
                 self.emit(AgentEvent::Admitted);
                 self.setup_deadline = Some(Instant::now() + self.opts.setup_timeout);
@@ -553,8 +671,29 @@ impl Run {
         Ok(())
     }
 
-    /// Doctor: a new peer and a new offer.
+    /// Doctor: an offer to the patient. While the media is up this is an ICE
+    /// restart on the running peer (the call survives a signalling reconnect
+    /// or a patient who comes back on the same connection); otherwise a new
+    /// peer.
     async fn start_call(&mut self) -> Flow {
+        if self.connected_at.is_some()
+            && let Some(peer) = &self.peer
+        {
+            let offer = match peer.create_offer(true).await {
+                Ok(o) => o,
+                Err(e) => return Flow::Stop(EndCause::MediaFailed(format!("{e:#}"))),
+            };
+            self.local_sdp = Some(offer.clone());
+            return match self.seal(&Payload::Offer { sdp: offer }) {
+                Ok(()) => Flow::Go,
+                Err(c) => Flow::Stop(c),
+            };
+        }
+        self.restart_call().await
+    }
+
+    /// Doctor: a brand-new peer and offer.
+    async fn restart_call(&mut self) -> Flow {
         if let Some(old) = self.peer.take() {
             old.close().await;
         }
@@ -629,6 +768,15 @@ impl Run {
             _ => {}
         }
         Flow::Go
+    }
+}
+
+async fn next_frame(
+    socket: &mut Option<Socket>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match socket {
+        Some((_, stream)) => stream.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -13,7 +13,7 @@ use telenode_signaling::msg::State;
 use super::hub::HubCmd;
 use super::{AppState, unix_now};
 use crate::auth;
-use crate::store::{Consultation, DoctorId, StoreError};
+use crate::store::{AuditEvent, Consultation, DoctorId, StoreError};
 
 /// An API failure as the client sees it.
 #[derive(Debug)]
@@ -98,18 +98,25 @@ pub async fn login(
         return Err(ApiError::BAD_CREDENTIALS);
     }
     let store = app.store.clone();
+    let metrics = app.metrics.clone();
     let ttl = app.config.session_ttl_secs as i64;
     blocking(move || {
         let doctor = store.doctor_by_login(&req.login)?;
         let usable = doctor.as_ref().filter(|d| !d.disabled);
         let ok = auth::verify_password(usable.map(|d| d.password_hash.as_str()), &req.password);
+        metrics.login(ok && usable.is_some());
         let Some(doctor) = usable.filter(|_| ok) else {
             tracing::info!("failed login");
+            let event = AuditEvent::LoginFailed {
+                doctor: doctor.as_ref().map(|d| d.id),
+            };
+            store.record(&event, unix_now())?;
             return Err(ApiError::BAD_CREDENTIALS);
         };
         let (session, hash) = auth::new_session_token();
         let expires_at = unix_now() + ttl;
         store.add_session(&hash, doctor.id, expires_at)?;
+        store.record(&AuditEvent::Login { doctor: doctor.id }, unix_now())?;
         tracing::info!("doctor logged in");
         Ok(Json(LoginResponse {
             session,
@@ -202,6 +209,7 @@ pub async fn create(
         r => Ok(r?),
     })
     .await?;
+    app.metrics.consultation_created();
     tracing::info!(consultation = %super::hub::log_tag(&view.id), "consultation created");
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -249,7 +257,7 @@ pub async fn end(
     if !c.state.is_terminal() {
         let store = app.store.clone();
         let cid = c.id.clone();
-        blocking(move || Ok(store.set_consultation_state(&cid, State::Ended)?)).await?;
+        blocking(move || Ok(store.set_consultation_state(&cid, State::Ended, unix_now())?)).await?;
         app.hub.send(HubCmd::End {
             consultation: c.id.clone(),
         });

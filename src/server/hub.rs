@@ -14,6 +14,7 @@ use telenode_signaling::room::{ConnId, Input, Output, Room, RoomConfig, Seat};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::metrics::Metrics;
 use crate::store::{Store, UnixTime};
 
 /// What a connection task receives from the hub.
@@ -22,6 +23,9 @@ pub enum Outgoing {
     Msg(ServerMsg),
     /// Close the socket after sending what came before.
     Close,
+    /// The node is shutting down: close with "service restart" (1012) so
+    /// clients reconnect; their media keeps flowing peer to peer meanwhile.
+    GoingAway,
 }
 
 /// Messages into the hub.
@@ -49,6 +53,8 @@ pub enum HubCmd {
     End {
         consultation: String,
     },
+    /// Close every connection with `GoingAway` and stop.
+    Shutdown,
 }
 
 /// Handle used by connection tasks and the API to reach the hub.
@@ -58,17 +64,22 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the hub task.
-    pub fn spawn(store: Arc<dyn Store>, room_config: RoomConfig) -> Hub {
+    /// Starts the hub task; the handle ends when the hub has stopped.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        room_config: RoomConfig,
+        metrics: Arc<Metrics>,
+    ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = HubTask {
             store,
             room_config,
+            metrics,
             rooms: HashMap::new(),
+            states: HashMap::new(),
             conns: HashMap::new(),
         };
-        tokio::spawn(task.run(rx));
-        Hub { tx }
+        (Hub { tx }, tokio::spawn(task.run(rx)))
     }
 
     pub fn send(&self, cmd: HubCmd) {
@@ -89,7 +100,10 @@ struct Conn {
 struct HubTask {
     store: Arc<dyn Store>,
     room_config: RoomConfig,
+    metrics: Arc<Metrics>,
     rooms: HashMap<String, Room>,
+    /// Last state of each live room, for the metrics gauges.
+    states: HashMap<String, State>,
     conns: HashMap<ConnId, Conn>,
 }
 
@@ -119,11 +133,20 @@ impl HubTask {
             };
             tokio::select! {
                 cmd = rx.recv() => match cmd {
+                    Some(HubCmd::Shutdown) | None => return self.shutdown(),
                     Some(cmd) => self.handle(cmd),
-                    None => return,
                 },
                 () = sleep => self.timeouts(),
             }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        for (_, c) in self.conns.drain() {
+            let _ = c.tx.try_send(Outgoing::GoingAway);
+        }
+        for (id, _) in self.rooms.drain() {
+            self.metrics.room_state(self.states.remove(&id), None);
         }
     }
 
@@ -158,6 +181,10 @@ impl HubTask {
                         self.room_config.clone(),
                     )
                 });
+                if !self.states.contains_key(&consultation) {
+                    self.states.insert(consultation.clone(), room.state());
+                    self.metrics.room_state(None, Some(room.state()));
+                }
                 self.conns.insert(
                     conn,
                     Conn {
@@ -190,8 +217,11 @@ impl HubTask {
                 }
             }
             HubCmd::Closed { conn } => self.closed(now, conn),
+            HubCmd::Shutdown => self.shutdown(),
             HubCmd::End { consultation } => {
                 if let Some(room) = self.rooms.remove(&consultation) {
+                    self.metrics
+                        .room_state(self.states.remove(&consultation), None);
                     for conn in room.connections().collect::<Vec<_>>() {
                         if let Some(c) = self.conns.remove(&conn) {
                             let _ = c.tx.try_send(Outgoing::Msg(ServerMsg::Ended {
@@ -242,6 +272,11 @@ impl HubTask {
         while let Some(out) = room.poll_output() {
             match out {
                 Output::Send { conn, msg } => {
+                    if let ServerMsg::Error { code, .. } = &msg
+                        && code.is_fatal()
+                    {
+                        self.metrics.refused(*code);
+                    }
                     if let Some(c) = self.conns.get(&conn)
                         && c.tx.try_send(Outgoing::Msg(msg)).is_err()
                     {
@@ -255,14 +290,23 @@ impl HubTask {
                 }
                 Output::StateChanged(state) => {
                     tracing::info!(consultation = %log_tag(consultation), state = state.as_str(), "state");
-                    if let Err(e) = self.store.set_consultation_state(consultation, state) {
+                    let old = self.states.insert(consultation.to_owned(), state);
+                    self.metrics.room_state(old, Some(state));
+                    let started = std::time::Instant::now();
+                    if let Err(e) =
+                        self.store
+                            .set_consultation_state(consultation, state, unix_now())
+                    {
                         tracing::error!(error = %e, "recording consultation state");
                     }
+                    self.metrics.store_op(started.elapsed());
                 }
             }
         }
         if room.is_finished() {
             self.rooms.remove(consultation);
+            self.metrics
+                .room_state(self.states.remove(consultation), None);
         }
         let now = Self::now();
         for conn in slow {

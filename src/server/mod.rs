@@ -3,6 +3,9 @@
 
 pub mod api;
 pub mod hub;
+pub mod legal;
+pub mod metrics;
+pub mod retention;
 pub mod tls;
 pub mod web;
 pub mod ws;
@@ -14,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use telenode_signaling::room::RoomConfig;
 use tokio::net::TcpListener;
@@ -33,6 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub hub: Hub,
     pub assets: web::Assets,
+    pub legal: legal::LegalPages,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -58,6 +64,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/healthz", get(web::healthz))
         .route("/c/{token}", get(web::patient_page))
         .route("/static/{name}", get(web::static_file))
+        .route("/legal/{page}", get(web::legal_page))
         .route("/ws", get(ws::upgrade))
         .route("/api/v1/login", post(api::login))
         .route("/api/v1/logout", post(api::logout))
@@ -75,38 +82,109 @@ pub fn router(app: Arc<AppState>) -> Router {
 /// A node running in this process.
 #[derive(Debug)]
 pub struct Running {
-    /// Where it listens (the real port when the config asked for port 0).
+    /// Where the public listener listens (the real port when the config asked
+    /// for port 0).
     pub addr: SocketAddr,
+    /// Where the operations listener listens.
+    pub admin_addr: SocketAddr,
+    app: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    hub_task: tokio::task::JoinHandle<()>,
 }
+
+/// How long a graceful shutdown may take before the node exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl Running {
-    /// Stops accepting, lets open requests finish (up to `grace`) and returns.
+    /// Graceful shutdown: report not-ready, close every signalling connection
+    /// with "service restart" (clients reconnect; their media is peer to peer
+    /// and keeps flowing), stop accepting, let open requests and the hub's
+    /// store writes finish, all within `grace`.
     pub async fn shutdown(self, grace: Duration) {
+        self.app.metrics.set_draining();
+        self.app.hub.send(hub::HubCmd::Shutdown);
         let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(grace, self.task).await;
+        let all = async {
+            let _ = self.hub_task.await;
+            let _ = self.task.await;
+            let _ = self.admin_task.await;
+        };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("shutdown took longer than {grace:?}; exiting anyway");
+        }
     }
 
-    /// Waits until the server stops on its own (it does not, unless it fails).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task")??;
+    /// Serves until `stop` resolves (e.g. SIGTERM), then shuts down
+    /// gracefully; returns early with an error if a listener fails.
+    pub async fn serve_until(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+        grace: Duration,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            r = &mut self.task => {
+                r.context("server task")?.context("public listener")?;
+                anyhow::bail!("the public listener stopped");
+            }
+            r = &mut self.admin_task => {
+                r.context("admin task")?.context("operations listener")?;
+                anyhow::bail!("the operations listener stopped");
+            }
+            () = stop => {}
+        }
+        tracing::info!("shutting down");
+        self.shutdown(grace).await;
         Ok(())
-    }
-
-    /// A handle that asks the server to stop.
-    pub fn stopper(&self) -> watch::Sender<bool> {
-        self.shutdown.clone()
     }
 }
 
-/// Binds the listener and starts serving.
+/// The operations listener: liveness, readiness and metrics. Separate from
+/// the public listener and on loopback by default.
+pub fn admin_router(app: Arc<AppState>) -> Router {
+    async fn readyz(
+        axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    ) -> (StatusCode, &'static str) {
+        if app.metrics.is_draining() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        }
+        let store = app.store.clone();
+        let started = std::time::Instant::now();
+        let ok = tokio::task::spawn_blocking(move || store.consultation("readiness-probe").is_ok())
+            .await
+            .unwrap_or(false);
+        app.metrics.store_op(started.elapsed());
+        if ok {
+            (StatusCode::OK, "ready")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+    async fn metrics(
+        axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    ) -> impl axum::response::IntoResponse {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            app.metrics.render(),
+        )
+    }
+    Router::new()
+        .route("/healthz", get(web::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+/// Binds the listeners and starts serving.
 pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Running> {
     let room_config = RoomConfig {
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         ..RoomConfig::default()
     };
-    let hub = Hub::spawn(store.clone(), room_config);
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) => Some(tls::server_config(c, k)?),
         _ => None,
@@ -115,35 +193,61 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         .await
         .with_context(|| format!("listen: binding {}", config.listen))?;
     let addr = tcp.local_addr()?;
+    let admin_tcp = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("admin_listen: binding {}", config.admin_listen))?;
+    let admin_addr = admin_tcp.local_addr()?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (hub, hub_task) = Hub::spawn(store.clone(), room_config, metrics.clone());
+    let assets = web::Assets::load();
+    let legal = legal::LegalPages::load(
+        config.legal_dir.as_deref(),
+        &assets.sri_of("app.css").unwrap_or_default(),
+    )?;
     let app = Arc::new(AppState {
         config,
         store,
         hub,
-        assets: web::Assets::load(),
+        assets,
+        legal,
+        metrics,
     });
-    let routes = router(app).into_make_service();
-    let (shutdown, mut rx) = watch::channel(false);
-    let signal = async move {
+    let routes = router(app.clone()).into_make_service();
+    let (shutdown, rx) = watch::channel(false);
+    retention::spawn(app.store.clone(), app.config.retention_secs(), rx.clone());
+    let signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let public_signal = signal(rx.clone());
     let task = match tls {
         Some(cfg) => {
             let listener = tls::TlsListener::new(tcp, cfg)?;
             tokio::spawn(async move {
                 axum::serve(listener, routes)
-                    .with_graceful_shutdown(signal)
+                    .with_graceful_shutdown(public_signal)
                     .await
             })
         }
         None => tokio::spawn(async move {
             axum::serve(tcp, routes)
-                .with_graceful_shutdown(signal)
+                .with_graceful_shutdown(public_signal)
                 .await
         }),
     };
+    let admin_routes = admin_router(app.clone()).into_make_service();
+    let admin_signal = signal(rx);
+    let admin_task = tokio::spawn(async move {
+        axum::serve(admin_tcp, admin_routes)
+            .with_graceful_shutdown(admin_signal)
+            .await
+    });
     Ok(Running {
         addr,
+        admin_addr,
+        app,
         shutdown,
         task,
+        admin_task,
+        hub_task,
     })
 }

@@ -80,6 +80,11 @@ impl Assets {
         Assets { files }
     }
 
+    /// The integrity value of one file, as filled into the page.
+    pub fn sri_of(&self, name: &str) -> Option<String> {
+        self.files.get(name).map(|a| sri(&a.bytes))
+    }
+
     fn response(&self, name: &str) -> Response {
         match self.files.get(name) {
             Some(a) => ([(header::CONTENT_TYPE, a.content_type)], a.bytes.clone()).into_response(),
@@ -130,6 +135,21 @@ pub async fn static_file(
         return StatusCode::NOT_FOUND.into_response();
     }
     app.assets.response(&name)
+}
+
+/// `GET /legal/{imprint,privacy,terms}`: the operator's legal pages.
+pub async fn legal_page(
+    AxState(app): AxState<Arc<AppState>>,
+    Path(page): Path<String>,
+) -> Response {
+    match app.legal.get(&page) {
+        Some(html) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html.to_owned(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 pub async fn healthz() -> &'static str {

@@ -72,7 +72,8 @@ async fn send(socket: &mut WebSocket, m: &ServerMsg) -> bool {
 }
 
 /// Sends a fatal error and closes.
-async fn refuse(mut socket: WebSocket, code: ErrorCode) {
+async fn refuse(app: &AppState, mut socket: WebSocket, code: ErrorCode) {
+    app.metrics.refused(code);
     let _ = send(&mut socket, &error(code)).await;
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
@@ -94,21 +95,30 @@ fn decode(message: Message) -> Result<Option<ClientMsg>, ErrorCode> {
     }
 }
 
-async fn connection(mut socket: WebSocket, app: Arc<AppState>, conn: ConnId) {
+async fn connection(socket: WebSocket, app: Arc<AppState>, conn: ConnId) {
+    app.metrics.connection_opened();
+    serve_connection(socket, &app, conn).await;
+    app.metrics.connection_closed();
+}
+
+async fn serve_connection(mut socket: WebSocket, app: &Arc<AppState>, conn: ConnId) {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(m))) => decode(m),
         _ => return,
     };
     let hello = match hello {
         Ok(Some(ClientMsg::Hello(h))) => h,
-        Ok(_) => return refuse(socket, ErrorCode::BadRequest).await,
-        Err(code) => return refuse(socket, code).await,
+        Ok(_) => return refuse(app, socket, ErrorCode::BadRequest).await,
+        Err(code) => return refuse(app, socket, code).await,
     };
-    let (consultation, seat) = match authenticate(&app, hello).await {
+    let started = std::time::Instant::now();
+    let authenticated = authenticate(app, hello).await;
+    app.metrics.store_op(started.elapsed());
+    let (consultation, seat) = match authenticated {
         Ok(v) => v,
         Err(code) => {
             tracing::info!(code = code.as_str(), "refused");
-            return refuse(socket, code).await;
+            return refuse(app, socket, code).await;
         }
     };
     tracing::info!(consultation = %log_tag(&consultation.id), "joined");
@@ -134,6 +144,15 @@ async fn connection(mut socket: WebSocket, app: Arc<AppState>, conn: ConnId) {
                     let _ = socket.send(Message::Close(None)).await;
                     break;
                 }
+                Some(Outgoing::GoingAway) => {
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: axum::extract::ws::close_code::RESTART,
+                            reason: "node restarting, reconnect".into(),
+                        })))
+                        .await;
+                    return;
+                }
             },
             inc = socket.recv() => match inc {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
@@ -143,7 +162,7 @@ async fn connection(mut socket: WebSocket, app: Arc<AppState>, conn: ConnId) {
                     Err(code) => {
                         tracing::info!(code = code.as_str(), "bad frame");
                         app.hub.send(HubCmd::Closed { conn });
-                        return refuse(socket, code).await;
+                        return refuse(app, socket, code).await;
                     }
                 },
             },

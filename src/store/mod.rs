@@ -1,21 +1,29 @@
-//! The metadata store: doctor accounts, their login sessions and consultations.
+//! The metadata store: doctor accounts, their login sessions, consultations
+//! and the audit log of security events.
 //!
 //! Callers use the [`Store`] trait; [`SqliteStore`] is the embedded default (one
 //! file in the data directory, WAL). What may be stored is fixed by the privacy
 //! contract in DESIGN.md: no patient identity, no SDP, no addresses; join tokens
-//! and session tokens only as hashes.
+//! and session tokens only as hashes. Every stored value that names or
+//! describes a person, an account or a consultation is sealed ([`crypto`]);
+//! lookups go through keyed hashes; nothing outlives the retention period.
 
+pub mod crypto;
+pub mod keyfile;
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use crypto::{AuditFault, MasterKey};
+pub use sqlite::{AuditReport, DB_FILE, SqliteStore, db_path};
 
+use serde::{Deserialize, Serialize};
 use telenode_signaling::msg::State;
 
 /// Seconds since the Unix epoch; the store keeps wall-clock times only.
 pub type UnixTime = i64;
 
 /// Row id of a doctor account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct DoctorId(pub i64);
 
 /// A doctor account as stored.
@@ -56,11 +64,112 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("stored value is corrupt: {what}")]
     Corrupt { what: &'static str },
+    /// A sealed value failed authentication: altered, moved between rows, or
+    /// sealed under another key. Only the read that met it fails.
+    #[error("integrity error in {table}.{column}: the stored value was altered or moved")]
+    Integrity {
+        table: &'static str,
+        column: &'static str,
+    },
+    #[error(
+        "master key {found} does not open this database (it was sealed with master key \
+         {expected}); check master_key_file / TELENODE_MASTER_KEY_FILE"
+    )]
+    WrongMasterKey { expected: String, found: String },
+    #[error(
+        "master key file {} is missing but the database already exists; restore the key \
+         (set master_key_file / TELENODE_MASTER_KEY_FILE) - a new key cannot open old data",
+        path.display()
+    )]
+    MasterKeyMissing { path: std::path::PathBuf },
+    #[error("master key file {}: {reason}", path.display())]
+    KeyFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditFault),
+    #[error("backup target {} already exists", path.display())]
+    BackupExists { path: std::path::PathBuf },
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),
 }
+
+/// A security event in the audit log. It names accounts and consultations
+/// only by their internal ids and never carries patient data, attempted
+/// logins or addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum AuditEvent {
+    DoctorAdded {
+        doctor: DoctorId,
+    },
+    DoctorDisabled {
+        doctor: DoctorId,
+    },
+    DoctorEnabled {
+        doctor: DoctorId,
+    },
+    Login {
+        doctor: DoctorId,
+    },
+    /// A failed login, naming the account if the login exists; the login
+    /// name that was tried is not kept (it may be a mistyped password).
+    LoginFailed {
+        doctor: Option<DoctorId>,
+    },
+    ConsultationCreated {
+        consultation: String,
+        doctor: DoctorId,
+    },
+    ConsultationAdmitted {
+        consultation: String,
+    },
+    /// The consultation reached a terminal state (`ended` or `expired`).
+    ConsultationClosed {
+        consultation: String,
+        state: State,
+    },
+    KeyRotated {
+        old_key: String,
+        new_key: String,
+    },
+    Purged {
+        consultations: u64,
+        sessions: u64,
+        audit_entries: u64,
+    },
+}
+
+/// One entry of the audit log as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: UnixTime,
+    pub event: AuditEvent,
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub consultations: u64,
+    pub sessions: u64,
+    pub audit_entries: u64,
+    /// Rows that failed authentication and could not be judged; kept.
+    pub unreadable: u64,
+}
+
+impl PurgeReport {
+    pub fn removed_anything(&self) -> bool {
+        self.consultations + self.sessions + self.audit_entries > 0
+    }
+}
+
+/// Seconds in a day, for retention arithmetic.
+pub const DAY_SECS: i64 = 24 * 3600;
 
 /// Everything the node keeps. Implementations must be safe to share between
 /// tasks; every method is short (no network round trips in the embedded store).
@@ -72,11 +181,17 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
         now: UnixTime,
     ) -> Result<DoctorId, StoreError>;
+    /// The account with this login, looked up by keyed hash.
     fn doctor_by_login(&self, login: &str) -> Result<Option<Doctor>, StoreError>;
     fn doctor(&self, id: DoctorId) -> Result<Option<Doctor>, StoreError>;
     fn list_doctors(&self) -> Result<Vec<Doctor>, StoreError>;
     /// Disables (or re-enables) an account; disabling ends its sessions.
-    fn set_doctor_disabled(&self, login: &str, disabled: bool) -> Result<(), StoreError>;
+    fn set_doctor_disabled(
+        &self,
+        login: &str,
+        disabled: bool,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
 
     fn add_session(
         &self,
@@ -92,6 +207,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<DoctorId>, StoreError>;
     fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
 
+    /// Stores a new consultation (and audits its creation at `c.created_at`).
     fn add_consultation(&self, c: &Consultation) -> Result<(), StoreError>;
     fn consultation(&self, id: &str) -> Result<Option<Consultation>, StoreError>;
     fn consultation_by_token(
@@ -99,5 +215,21 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &[u8; 32],
     ) -> Result<Option<Consultation>, StoreError>;
     fn consultations_of(&self, doctor: DoctorId) -> Result<Vec<Consultation>, StoreError>;
-    fn set_consultation_state(&self, id: &str, state: State) -> Result<(), StoreError>;
+    /// Records a state change at `now`; admission and the terminal states are
+    /// audited, and a terminal state starts the retention period.
+    fn set_consultation_state(
+        &self,
+        id: &str,
+        state: State,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+
+    /// Appends a security event to the audit log.
+    fn record(&self, event: &AuditEvent, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Deletes what is past retention at `now`: consultations that ended or
+    /// expired more than `retention_secs` ago, expired sessions, and audit
+    /// entries older than `retention_secs`; then makes sure the deleted
+    /// bytes are gone from the files.
+    fn purge(&self, now: UnixTime, retention_secs: i64) -> Result<PurgeReport, StoreError>;
 }

@@ -1,17 +1,50 @@
-//! The embedded SQLite store: one file, WAL, `synchronous = FULL`.
+//! The embedded SQLite store: one file, WAL, `synchronous = FULL`,
+//! `secure_delete`, every sensitive value sealed ([`super::crypto`]).
+//!
+//! Tables (schema version 2); nothing in them is readable without the data key:
+//!
+//! | table | plaintext columns | sealed |
+//! |---|---|---|
+//! | `meta` | store id, id of the master key that wraps the data key | the data key (wrapped), the audit chain's start and head |
+//! | `doctors` | row id, keyed hash of the login | login, display name, password hash, disabled |
+//! | `sessions` | keyed hash of the session-token hash, keyed hash of the doctor | doctor, expiry |
+//! | `consultations` | keyed hashes of the id, of the token hash and of the doctor | id, doctor, token hash, state, created, expires, closed |
+//! | `audit` | sequence number, chain MAC | time and event |
+//!
+//! Each write that is audited appends its audit entry in the same
+//! transaction. Every write transaction is `BEGIN IMMEDIATE`, so the node and
+//! `telenode admin` can write at the same time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use telenode_signaling::msg::State;
 
-use super::{Consultation, Doctor, DoctorId, Store, StoreError, UnixTime};
+use super::crypto::{
+    self, ChainPoint, ChainVerifier, CryptoError, DataKey, Loc, MasterKey, NONCE_BYTES, Sealer,
+};
+use super::keyfile;
+use super::{
+    AuditEntry, AuditEvent, Consultation, Doctor, DoctorId, PurgeReport, Store, StoreError,
+    UnixTime,
+};
 
-const DB_FILE: &str = "telenode.db";
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "telenode.db";
 
-/// Schema migrations, applied in order; `user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+/// Schema version this binary writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Version 1: plaintext tables of the first release; a database in this
+/// version is converted to version 2 and vacuumed, so the plaintext is gone.
+#[cfg(test)]
+const SCHEMA_V1: &str = r#"
 CREATE TABLE doctors (
     id            INTEGER PRIMARY KEY,
     login         TEXT NOT NULL UNIQUE,
@@ -34,7 +67,47 @@ CREATE TABLE consultations (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX consultations_doctor ON consultations(doctor_id);
-"#];
+"#;
+
+const SCHEMA_V2: &str = r#"
+CREATE TABLE meta (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    store_id BLOB NOT NULL,
+    key_id   BLOB NOT NULL,
+    data_key BLOB NOT NULL,
+    audit    BLOB NOT NULL
+);
+CREATE TABLE doctors (
+    id        INTEGER PRIMARY KEY,
+    login_key BLOB NOT NULL UNIQUE,
+    record    BLOB NOT NULL
+);
+CREATE TABLE sessions (
+    key        BLOB PRIMARY KEY,
+    doctor_key BLOB NOT NULL,
+    record     BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_doctor ON sessions(doctor_key);
+CREATE TABLE consultations (
+    key        BLOB PRIMARY KEY,
+    token_key  BLOB NOT NULL UNIQUE,
+    doctor_key BLOB NOT NULL,
+    record     BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX consultations_doctor ON consultations(doctor_key);
+CREATE TABLE audit (
+    seq   INTEGER PRIMARY KEY,
+    entry BLOB NOT NULL,
+    mac   BLOB NOT NULL
+);
+"#;
+
+// Domains of the keyed hashes.
+const IDX_LOGIN: &str = "doctors.login";
+const IDX_SESSION: &str = "sessions.token_hash";
+const IDX_CONSULTATION: &str = "consultations.id";
+const IDX_TOKEN: &str = "consultations.token_hash";
+const IDX_DOCTOR: &str = "doctor";
 
 /// SQLite-backed [`Store`]. Safe to open from several processes at once
 /// (`telenode admin` while the node runs): SQLite's own locking plus a busy
@@ -42,30 +115,529 @@ CREATE INDEX consultations_doctor ON consultations(doctor_id);
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    sealer: Sealer,
+    data_key: DataKey,
+    store_id: Vec<u8>,
 }
 
+/// Result of `telenode admin audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// First sequence number still kept (older ones were purged).
+    pub first_seq: i64,
+    /// Sequence number and MAC of the last entry: write them down somewhere
+    /// else to detect a later rollback of the whole file.
+    pub head_seq: i64,
+    pub head_mac: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DoctorRec {
+    login: String,
+    display_name: String,
+    password_hash: String,
+    disabled: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionRec {
+    doctor: DoctorId,
+    expires_at: UnixTime,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConsultationRec {
+    id: String,
+    doctor: DoctorId,
+    token_hash: String,
+    state: State,
+    created_at: UnixTime,
+    expires_at: UnixTime,
+    /// When it reached a terminal state; retention counts from here.
+    closed_at: Option<UnixTime>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditState {
+    /// The entry before the first one kept (purged entries end here).
+    start_seq: i64,
+    start_mac: String,
+    /// The last entry appended.
+    head_seq: i64,
+    head_mac: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EntryRec {
+    at: UnixTime,
+    event: AuditEvent,
+}
+
+fn nonce() -> [u8; NONCE_BYTES] {
+    rand::random()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], StoreError> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|v| <[u8; N]>::try_from(v.as_slice()).ok())
+        .ok_or(StoreError::Corrupt { what })
+}
+
+fn seal_json<T: Serialize>(sealer: &Sealer, loc: Loc<'_>, value: &T) -> Vec<u8> {
+    let json = serde_json::to_vec(value).expect("store records always serialise");
+    sealer.seal(loc, nonce(), &json)
+}
+
+fn open_json<T: DeserializeOwned>(
+    sealer: &Sealer,
+    loc: Loc<'_>,
+    sealed: &[u8],
+) -> Result<T, StoreError> {
+    let json = sealer
+        .open(loc, sealed)
+        .map_err(|_| StoreError::Integrity {
+            table: loc.table,
+            column: loc.column,
+        })?;
+    serde_json::from_slice(&json).map_err(|_| StoreError::Corrupt { what: loc.table })
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+fn doctor_loc(id: &[u8; 8]) -> Loc<'_> {
+    Loc {
+        table: "doctors",
+        column: "record",
+        row: id,
+    }
+}
+
+fn session_loc(key: &[u8]) -> Loc<'_> {
+    Loc {
+        table: "sessions",
+        column: "record",
+        row: key,
+    }
+}
+
+fn consultation_loc(key: &[u8]) -> Loc<'_> {
+    Loc {
+        table: "consultations",
+        column: "record",
+        row: key,
+    }
+}
+
+fn audit_loc(seq: &[u8; 8]) -> Loc<'_> {
+    Loc {
+        table: "audit",
+        column: "entry",
+        row: seq,
+    }
+}
+
+const META_AUDIT: Loc<'static> = Loc {
+    table: "meta",
+    column: "audit",
+    row: b"1",
+};
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database in `data_dir`, migrating it.
-    pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
-        restrict_dir(data_dir)?;
-        let conn = Connection::open(data_dir.join(DB_FILE))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        migrate(&conn)?;
+    /// Opens (creating if needed) the database in `data_dir` with the master
+    /// key in `key_file`. The key file is created (mode 0600) only together
+    /// with a new database; a database that exists without its key is an
+    /// error, as is a key that does not open it (nothing is written then).
+    pub fn open(data_dir: &Path, key_file: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = connect(data_dir)?;
+        let version = user_version(&conn)?;
+        let master = match keyfile::load(key_file)? {
+            Some(k) => k,
+            None if version < SCHEMA_VERSION => {
+                let k = MasterKey::from_bytes(rand::random());
+                keyfile::create(key_file, &k)?;
+                k
+            }
+            None => {
+                return Err(StoreError::MasterKeyMissing {
+                    path: key_file.to_owned(),
+                });
+            }
+        };
+        match Self::init(conn, &master) {
+            // A rotation that stopped between the database and the key file:
+            // the database already uses the pending key; finish the rename.
+            Err(StoreError::WrongMasterKey { .. }) if keyfile::pending_path(key_file).exists() => {
+                let pending = keyfile::load(&keyfile::pending_path(key_file))?.ok_or(
+                    StoreError::MasterKeyMissing {
+                        path: key_file.to_owned(),
+                    },
+                )?;
+                let store = Self::init(connect(data_dir)?, &pending)?;
+                keyfile::commit_pending(key_file)?;
+                tracing::info!("finished an interrupted master key rotation");
+                Ok(store)
+            }
+            r => r,
+        }
+    }
+
+    /// Opens the database in `data_dir` with a master key in memory.
+    pub fn open_with_key(data_dir: &Path, master: &MasterKey) -> Result<SqliteStore, StoreError> {
+        Self::init(connect(data_dir)?, master)
+    }
+
+    /// A store that seals nothing, for the store bench's baseline only (the
+    /// `bench-plaintext` feature exists only for benches).
+    #[cfg(feature = "bench-plaintext")]
+    pub fn open_plaintext_for_bench(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = connect(data_dir)?;
+        let sealer = Sealer::plaintext_for_bench();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA_V2)?;
+        tx.execute(
+            "INSERT INTO meta (id, store_id, key_id, data_key, audit) VALUES (1, x'', x'', x'', x'')",
+            [],
+        )?;
+        write_audit_state(&tx, &sealer, ChainPoint::GENESIS, ChainPoint::GENESIS)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            sealer,
+            data_key: DataKey::from_bytes([0; 32]),
+            store_id: Vec::new(),
+        })
+    }
+
+    fn init(mut conn: Connection, master: &MasterKey) -> Result<SqliteStore, StoreError> {
+        let version = user_version(&conn)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version == SCHEMA_VERSION {
+            // Read only: a wrong key leaves the files exactly as they were.
+            return Self::unlock(conn, master);
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have created the schema while we waited.
+        let version = user_version(&tx)?;
+        if version == SCHEMA_VERSION {
+            drop(tx);
+            return Self::unlock(conn, master);
+        }
+        if version == 1 {
+            tx.execute_batch(
+                "ALTER TABLE consultations RENAME TO v1_consultations;
+                 ALTER TABLE sessions RENAME TO v1_sessions;
+                 ALTER TABLE doctors RENAME TO v1_doctors;
+                 DROP INDEX consultations_doctor;",
+            )?;
+        }
+        tx.execute_batch(SCHEMA_V2)?;
+        let data_key = DataKey::from_bytes(rand::random());
+        let store_id: [u8; 16] = rand::random();
+        let sealer = Sealer::new(&data_key);
+        tx.execute(
+            "INSERT INTO meta (id, store_id, key_id, data_key, audit) VALUES (1, ?1, ?2, ?3, x'')",
+            params![
+                &store_id[..],
+                &master.id()[..],
+                crypto::wrap(master, &data_key, &store_id, nonce())
+            ],
+        )?;
+        write_audit_state(&tx, &sealer, ChainPoint::GENESIS, ChainPoint::GENESIS)?;
+        if version == 1 {
+            convert_v1(&tx, &sealer)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        if version == 1 {
+            // The plaintext of version 1 must not linger in free pages or the WAL.
+            scrub(&conn)?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            sealer,
+            data_key,
+            store_id: store_id.to_vec(),
+        })
+    }
+
+    fn unlock(conn: Connection, master: &MasterKey) -> Result<SqliteStore, StoreError> {
+        let (store_id, key_id, wrapped): (Vec<u8>, Vec<u8>, Vec<u8>) = conn.query_row(
+            "SELECT store_id, key_id, data_key FROM meta WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let data_key = crypto::unwrap(master, &wrapped, &store_id).map_err(|e| match e {
+            CryptoError::WrongKey => StoreError::WrongMasterKey {
+                expected: crypto::hex(&key_id),
+                found: master.id_hex(),
+            },
+            _ => StoreError::Corrupt {
+                what: "wrapped data key",
+            },
+        })?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            sealer: Sealer::new(&data_key),
+            data_key,
+            store_id,
         })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (each
-        // statement is atomic), so a poisoned lock is still usable.
+        // transaction is atomic), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction and commits if it succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Id of the master key that wraps the data key now (public, hex).
+    pub fn master_key_id(&self) -> Result<String, StoreError> {
+        let id: Vec<u8> =
+            self.conn()
+                .query_row("SELECT key_id FROM meta WHERE id = 1", [], |r| r.get(0))?;
+        Ok(crypto::hex(&id))
+    }
+
+    /// Re-wraps the data key under `new` (`telenode admin keys rotate`). The
+    /// data key itself does not change, so a running node goes on working;
+    /// afterwards only `new` opens the database.
+    pub fn rotate_master_key(&self, new: &MasterKey, now: UnixTime) -> Result<(), StoreError> {
+        let wrapped = crypto::wrap(new, &self.data_key, &self.store_id, nonce());
+        self.write(|tx| {
+            let old: Vec<u8> =
+                tx.query_row("SELECT key_id FROM meta WHERE id = 1", [], |r| r.get(0))?;
+            tx.execute(
+                "UPDATE meta SET key_id = ?1, data_key = ?2 WHERE id = 1",
+                params![&new.id()[..], wrapped],
+            )?;
+            let event = AuditEvent::KeyRotated {
+                old_key: crypto::hex(&old),
+                new_key: new.id_hex(),
+            };
+            append_audit(tx, &self.sealer, &event, now)
+        })?;
+        // The old wrapping must not survive in the WAL or a free page.
+        scrub(&self.conn())
+    }
+
+    /// Checks the audit chain from its start to its authenticated head.
+    pub fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        let conn = self.conn();
+        let (start, head) = read_audit_state(&conn, &self.sealer)?;
+        let mut verifier = ChainVerifier::new(&self.sealer, start);
+        let mut stmt = conn.prepare("SELECT seq, entry, mac FROM audit ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (seq, entry, mac): (i64, Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if seq <= start.seq {
+                // Older than the purge point yet still here: not ours.
+                return Err(crypto::AuditFault::Altered { seq }.into());
+            }
+            verifier.push(seq, &entry, &mac)?;
+            open_json::<EntryRec>(&self.sealer, audit_loc(&seq.to_be_bytes()), &entry)
+                .map_err(|_| crypto::AuditFault::Altered { seq })?;
+        }
+        let entries = verifier.finish(head)?;
+        Ok(AuditReport {
+            entries,
+            first_seq: start.seq + 1,
+            head_seq: head.seq,
+            head_mac: crypto::hex(&head.mac),
+        })
+    }
+
+    /// Every audit entry still kept, oldest first.
+    pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT seq, entry FROM audit ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, entry) = row?;
+            let rec: EntryRec = open_json(&self.sealer, audit_loc(&seq.to_be_bytes()), &entry)?;
+            out.push(AuditEntry {
+                seq,
+                at: rec.at,
+                event: rec.event,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes a consistent, compacted copy of the database to `path` (which
+    /// must not exist), still sealed: it opens only with the master key that
+    /// is current now, and it never contains the key.
+    pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
+        if path.exists() {
+            return Err(StoreError::BackupExists {
+                path: path.to_owned(),
+            });
+        }
+        let target = path.to_str().ok_or(StoreError::Corrupt {
+            what: "backup path is not UTF-8",
+        })?;
+        self.conn().execute("VACUUM INTO ?1", [target])?;
+        let f = std::fs::File::open(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        f.sync_all()?;
+        Ok(())
+    }
+
+    fn doctor_row(&self, id: i64, login_key: &[u8], record: &[u8]) -> Result<Doctor, StoreError> {
+        let rec: DoctorRec = open_json(&self.sealer, doctor_loc(&id.to_be_bytes()), record)?;
+        if !same(
+            login_key,
+            &self.sealer.index(IDX_LOGIN, rec.login.as_bytes()),
+        ) {
+            return Err(StoreError::Integrity {
+                table: "doctors",
+                column: "login_key",
+            });
+        }
+        Ok(Doctor {
+            id: DoctorId(id),
+            login: rec.login,
+            display_name: rec.display_name,
+            password_hash: rec.password_hash,
+            disabled: rec.disabled,
+        })
+    }
+
+    fn query_doctor(
+        &self,
+        where_clause: &str,
+        param: &dyn rusqlite::ToSql,
+    ) -> Result<Option<Doctor>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!("SELECT id, login_key, record FROM doctors WHERE {where_clause}"),
+                [param],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(id, key, rec)| self.doctor_row(id, &key, &rec))
+            .transpose()
+    }
+
+    fn consultation_row(
+        &self,
+        key: &[u8],
+        token_key: &[u8],
+        doctor_key: &[u8],
+        record: &[u8],
+    ) -> Result<Consultation, StoreError> {
+        let rec: ConsultationRec = open_json(&self.sealer, consultation_loc(key), record)?;
+        let token_hash: [u8; 32] = unb64(&rec.token_hash, "consultation token hash")?;
+        let bad = |column| StoreError::Integrity {
+            table: "consultations",
+            column,
+        };
+        if !same(token_key, &self.sealer.index(IDX_TOKEN, &token_hash)) {
+            return Err(bad("token_key"));
+        }
+        if !same(
+            doctor_key,
+            &self.sealer.index(IDX_DOCTOR, &rec.doctor.0.to_be_bytes()),
+        ) {
+            return Err(bad("doctor_key"));
+        }
+        if !same(key, &self.sealer.index(IDX_CONSULTATION, rec.id.as_bytes())) {
+            return Err(bad("key"));
+        }
+        Ok(Consultation {
+            id: rec.id,
+            doctor: rec.doctor,
+            token_hash,
+            state: rec.state,
+            created_at: rec.created_at,
+            expires_at: rec.expires_at,
+        })
+    }
+
+    fn query_consultation(
+        &self,
+        column: &str,
+        value: &[u8],
+    ) -> Result<Option<Consultation>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT key, token_key, doctor_key, record FROM consultations WHERE {column} = ?1"
+                ),
+                [value],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(k, t, d, rec)| self.consultation_row(&k, &t, &d, &rec))
+            .transpose()
+    }
+
+    fn doctor_key(&self, doctor: DoctorId) -> Vec<u8> {
+        self.sealer.index(IDX_DOCTOR, &doctor.0.to_be_bytes())
+    }
+}
+
+fn connect(data_dir: &Path) -> Result<Connection, StoreError> {
+    std::fs::create_dir_all(data_dir)?;
+    restrict_dir(data_dir)?;
+    let conn = Connection::open(data_dir.join(DB_FILE))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(conn)
+}
+
+fn user_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
 
 #[cfg(unix)]
@@ -79,58 +651,197 @@ fn restrict_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let supported = MIGRATIONS.len() as i64;
-    if version > supported {
-        return Err(StoreError::SchemaTooNew {
-            found: version,
-            supported,
-        });
+/// Rewrites the file without free pages (`VACUUM`) and empties the WAL
+/// (`wal_checkpoint(TRUNCATE)`), so deleted values are gone from the bytes on
+/// disk, not only from queries. `secure_delete` already zeroes freed cells.
+fn scrub(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("VACUUM")?;
+    for _ in 0..50 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        // A reader in another connection holds an old snapshot; let it finish.
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
-    }
+    tracing::warn!("the WAL could not be truncated after a purge; it will be on the next one");
     Ok(())
 }
 
-fn doctor_from_row(r: &Row<'_>) -> rusqlite::Result<Doctor> {
-    Ok(Doctor {
-        id: DoctorId(r.get(0)?),
-        login: r.get(1)?,
-        display_name: r.get(2)?,
-        password_hash: r.get(3)?,
-        disabled: r.get::<_, i64>(4)? != 0,
-    })
+fn read_audit_state(
+    conn: &Connection,
+    sealer: &Sealer,
+) -> Result<(ChainPoint, ChainPoint), StoreError> {
+    let sealed: Vec<u8> =
+        conn.query_row("SELECT audit FROM meta WHERE id = 1", [], |r| r.get(0))?;
+    let s: AuditState = open_json(sealer, META_AUDIT, &sealed)?;
+    Ok((
+        ChainPoint {
+            seq: s.start_seq,
+            mac: unb64(&s.start_mac, "audit start")?,
+        },
+        ChainPoint {
+            seq: s.head_seq,
+            mac: unb64(&s.head_mac, "audit head")?,
+        },
+    ))
 }
 
-const DOCTOR_COLS: &str = "id, login, display_name, password_hash, disabled";
-const CONSULTATION_COLS: &str = "id, doctor_id, token_hash, state, created_at, expires_at";
+fn write_audit_state(
+    conn: &Connection,
+    sealer: &Sealer,
+    start: ChainPoint,
+    head: ChainPoint,
+) -> Result<(), StoreError> {
+    let state = AuditState {
+        start_seq: start.seq,
+        start_mac: b64(&start.mac),
+        head_seq: head.seq,
+        head_mac: b64(&head.mac),
+    };
+    conn.execute(
+        "UPDATE meta SET audit = ?1 WHERE id = 1",
+        [seal_json(sealer, META_AUDIT, &state)],
+    )?;
+    Ok(())
+}
 
-fn consultation_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Consultation, StoreError>> {
-    let hash: Vec<u8> = r.get(2)?;
-    let state: String = r.get(3)?;
-    let Ok(token_hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
-        return Ok(Err(StoreError::Corrupt {
-            what: "consultation token hash",
-        }));
+/// Appends an audit entry; call inside a write transaction.
+fn append_audit(
+    conn: &Connection,
+    sealer: &Sealer,
+    event: &AuditEvent,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let (start, head) = read_audit_state(conn, sealer)?;
+    let seq = head.seq + 1;
+    let entry = seal_json(
+        sealer,
+        audit_loc(&seq.to_be_bytes()),
+        &EntryRec {
+            at: now,
+            event: event.clone(),
+        },
+    );
+    let mac = sealer.chain_mac(&head.mac, seq, &entry);
+    conn.execute(
+        "INSERT INTO audit (seq, entry, mac) VALUES (?1, ?2, ?3)",
+        params![seq, entry, &mac[..]],
+    )?;
+    write_audit_state(conn, sealer, start, ChainPoint { seq, mac })
+}
+
+/// Seals the rows of a version-1 database into the version-2 tables. Login
+/// sessions are not carried over (doctors log in again).
+fn convert_v1(tx: &Connection, sealer: &Sealer) -> Result<(), StoreError> {
+    let doctors: Vec<(i64, String, String, String, bool)> = {
+        let mut stmt =
+            tx.prepare("SELECT id, login, display_name, password_hash, disabled FROM v1_doctors")?;
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)? != 0,
+            ))
+        })?
+        .collect::<Result<_, _>>()?
     };
-    let Ok(state) = state.parse::<State>() else {
-        return Ok(Err(StoreError::Corrupt {
+    for (id, login, display_name, password_hash, disabled) in doctors {
+        let login_key = sealer.index(IDX_LOGIN, login.as_bytes());
+        let rec = DoctorRec {
+            login,
+            display_name,
+            password_hash,
+            disabled,
+        };
+        tx.execute(
+            "INSERT INTO doctors (id, login_key, record) VALUES (?1, ?2, ?3)",
+            params![
+                id,
+                login_key,
+                seal_json(sealer, doctor_loc(&id.to_be_bytes()), &rec)
+            ],
+        )?;
+    }
+    let consultations: Vec<(String, i64, Vec<u8>, String, i64, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, doctor_id, token_hash, state, created_at, expires_at FROM v1_consultations",
+        )?;
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    for (id, doctor, token_hash, state, created_at, expires_at) in consultations {
+        let token_hash =
+            <[u8; 32]>::try_from(token_hash.as_slice()).map_err(|_| StoreError::Corrupt {
+                what: "consultation token hash",
+            })?;
+        let state = state.parse::<State>().map_err(|_| StoreError::Corrupt {
             what: "consultation state",
-        }));
+        })?;
+        insert_consultation(
+            tx,
+            sealer,
+            &Consultation {
+                id,
+                doctor: DoctorId(doctor),
+                token_hash,
+                state,
+                created_at,
+                expires_at,
+            },
+            state.is_terminal().then_some(expires_at.min(created_at)),
+        )?;
+    }
+    tx.execute_batch(
+        "DROP TABLE v1_sessions; DROP TABLE v1_consultations; DROP TABLE v1_doctors;",
+    )?;
+    Ok(())
+}
+
+fn insert_consultation(
+    tx: &Connection,
+    sealer: &Sealer,
+    c: &Consultation,
+    closed_at: Option<UnixTime>,
+) -> Result<(), StoreError> {
+    let key = sealer.index(IDX_CONSULTATION, c.id.as_bytes());
+    let rec = ConsultationRec {
+        id: c.id.clone(),
+        doctor: c.doctor,
+        token_hash: b64(&c.token_hash),
+        state: c.state,
+        created_at: c.created_at,
+        expires_at: c.expires_at,
+        closed_at,
     };
-    Ok(Ok(Consultation {
-        id: r.get(0)?,
-        doctor: DoctorId(r.get(1)?),
-        token_hash,
-        state,
-        created_at: r.get(4)?,
-        expires_at: r.get(5)?,
-    }))
+    tx.execute(
+        "INSERT INTO consultations (key, token_key, doctor_key, record) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            key,
+            sealer.index(IDX_TOKEN, &c.token_hash),
+            sealer.index(IDX_DOCTOR, &c.doctor.0.to_be_bytes()),
+            seal_json(sealer, consultation_loc(&key), &rec)
+        ],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::DuplicateToken
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -142,6 +853,25 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Reads every row of a query whose columns are all blobs.
+fn blobs<const N: usize>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<[Vec<u8>; N]>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut row: [Vec<u8>; N] = std::array::from_fn(|_| Vec::new());
+        for (i, slot) in row.iter_mut().enumerate() {
+            *slot = r.get(i)?;
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
 impl Store for SqliteStore {
     fn add_doctor(
         &self,
@@ -150,57 +880,107 @@ impl Store for SqliteStore {
         password_hash: &str,
         now: UnixTime,
     ) -> Result<DoctorId, StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO doctors (login, display_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![login, display_name, password_hash, now],
-        )
-        .map_err(|e| if is_unique_violation(&e) { StoreError::DuplicateLogin } else { e.into() })?;
-        Ok(DoctorId(conn.last_insert_rowid()))
+        self.write(|tx| {
+            let id: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM doctors", [], |r| {
+                    r.get(0)
+                })?;
+            let rec = DoctorRec {
+                login: login.to_owned(),
+                display_name: display_name.to_owned(),
+                password_hash: password_hash.to_owned(),
+                disabled: false,
+            };
+            tx.execute(
+                "INSERT INTO doctors (id, login_key, record) VALUES (?1, ?2, ?3)",
+                params![
+                    id,
+                    self.sealer.index(IDX_LOGIN, login.as_bytes()),
+                    seal_json(&self.sealer, doctor_loc(&id.to_be_bytes()), &rec)
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::DuplicateLogin
+                } else {
+                    e.into()
+                }
+            })?;
+            let doctor = DoctorId(id);
+            append_audit(tx, &self.sealer, &AuditEvent::DoctorAdded { doctor }, now)?;
+            Ok(doctor)
+        })
     }
 
     fn doctor_by_login(&self, login: &str) -> Result<Option<Doctor>, StoreError> {
-        let sql = format!("SELECT {DOCTOR_COLS} FROM doctors WHERE login = ?1");
-        Ok(self
-            .conn()
-            .query_row(&sql, [login], doctor_from_row)
-            .optional()?)
+        self.query_doctor(
+            "login_key = ?1",
+            &self.sealer.index(IDX_LOGIN, login.as_bytes()),
+        )
     }
 
     fn doctor(&self, id: DoctorId) -> Result<Option<Doctor>, StoreError> {
-        let sql = format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = ?1");
-        Ok(self
-            .conn()
-            .query_row(&sql, [id.0], doctor_from_row)
-            .optional()?)
+        self.query_doctor("id = ?1", &id.0)
     }
 
     fn list_doctors(&self) -> Result<Vec<Doctor>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare(&format!("SELECT {DOCTOR_COLS} FROM doctors ORDER BY login"))?;
-        let rows = stmt.query_map([], doctor_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut stmt = conn.prepare("SELECT id, login_key, record FROM doctors")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::new();
+        for (id, key, rec) in rows {
+            match self.doctor_row(id, &key, &rec) {
+                Ok(d) => out.push(d),
+                Err(e) => tracing::error!(error = %e, doctor = id, "unreadable account skipped"),
+            }
+        }
+        out.sort_by(|a, b| a.login.cmp(&b.login));
+        Ok(out)
     }
 
-    fn set_doctor_disabled(&self, login: &str, disabled: bool) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE doctors SET disabled = ?2 WHERE login = ?1",
-            params![login, disabled as i64],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound { what: "doctor" });
-        }
-        if disabled {
+    fn set_doctor_disabled(
+        &self,
+        login: &str,
+        disabled: bool,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let doctor = self
+            .doctor_by_login(login)?
+            .ok_or(StoreError::NotFound { what: "doctor" })?;
+        self.write(|tx| {
+            let rec = DoctorRec {
+                login: doctor.login.clone(),
+                display_name: doctor.display_name.clone(),
+                password_hash: doctor.password_hash.clone(),
+                disabled,
+            };
+            let id = doctor.id;
             tx.execute(
-                "DELETE FROM sessions WHERE doctor_id = (SELECT id FROM doctors WHERE login = ?1)",
-                [login],
+                "UPDATE doctors SET record = ?2 WHERE id = ?1",
+                params![
+                    id.0,
+                    seal_json(&self.sealer, doctor_loc(&id.0.to_be_bytes()), &rec)
+                ],
             )?;
-        }
-        tx.commit()?;
-        Ok(())
+            let event = if disabled {
+                tx.execute(
+                    "DELETE FROM sessions WHERE doctor_key = ?1",
+                    [self.doctor_key(id)],
+                )?;
+                AuditEvent::DoctorDisabled { doctor: id }
+            } else {
+                AuditEvent::DoctorEnabled { doctor: id }
+            };
+            append_audit(tx, &self.sealer, &event, now)
+        })
     }
 
     fn add_session(
@@ -209,9 +989,15 @@ impl Store for SqliteStore {
         doctor: DoctorId,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
+        let key = self.sealer.index(IDX_SESSION, token_hash);
+        let rec = SessionRec { doctor, expires_at };
         self.conn().execute(
-            "INSERT INTO sessions (token_hash, doctor_id, expires_at) VALUES (?1, ?2, ?3)",
-            params![&token_hash[..], doctor.0, expires_at],
+            "INSERT INTO sessions (key, doctor_key, record) VALUES (?1, ?2, ?3)",
+            params![
+                key,
+                self.doctor_key(doctor),
+                seal_json(&self.sealer, session_loc(&key), &rec)
+            ],
         )?;
         Ok(())
     }
@@ -221,97 +1007,232 @@ impl Store for SqliteStore {
         token_hash: &[u8; 32],
         now: UnixTime,
     ) -> Result<Option<DoctorId>, StoreError> {
-        let conn = self.conn();
-        conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
-        Ok(conn
+        let key = self.sealer.index(IDX_SESSION, token_hash);
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn()
             .query_row(
-                "SELECT s.doctor_id FROM sessions s JOIN doctors d ON d.id = s.doctor_id \
-                 WHERE s.token_hash = ?1 AND d.disabled = 0",
-                [&token_hash[..]],
-                |r| r.get(0).map(DoctorId),
+                "SELECT doctor_key, record FROM sessions WHERE key = ?1",
+                [&key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?)
+            .optional()?;
+        let Some((doctor_key, record)) = row else {
+            return Ok(None);
+        };
+        let rec: SessionRec = open_json(&self.sealer, session_loc(&key), &record)?;
+        if !same(&doctor_key, &self.doctor_key(rec.doctor)) {
+            return Err(StoreError::Integrity {
+                table: "sessions",
+                column: "doctor_key",
+            });
+        }
+        if rec.expires_at <= now {
+            self.delete_session(token_hash)?;
+            return Ok(None);
+        }
+        Ok(self
+            .doctor(rec.doctor)?
+            .filter(|d| !d.disabled)
+            .map(|d| d.id))
     }
 
     fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
         self.conn().execute(
-            "DELETE FROM sessions WHERE token_hash = ?1",
-            [&token_hash[..]],
+            "DELETE FROM sessions WHERE key = ?1",
+            [self.sealer.index(IDX_SESSION, token_hash)],
         )?;
         Ok(())
     }
 
     fn add_consultation(&self, c: &Consultation) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT INTO consultations (id, doctor_id, token_hash, state, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    c.id,
-                    c.doctor.0,
-                    &c.token_hash[..],
-                    c.state.as_str(),
-                    c.created_at,
-                    c.expires_at
-                ],
-            )
-            .map_err(|e| if is_unique_violation(&e) { StoreError::DuplicateToken } else { e.into() })?;
-        Ok(())
+        self.write(|tx| {
+            insert_consultation(tx, &self.sealer, c, None)?;
+            let event = AuditEvent::ConsultationCreated {
+                consultation: c.id.clone(),
+                doctor: c.doctor,
+            };
+            append_audit(tx, &self.sealer, &event, c.created_at)
+        })
     }
 
     fn consultation(&self, id: &str) -> Result<Option<Consultation>, StoreError> {
-        let sql = format!("SELECT {CONSULTATION_COLS} FROM consultations WHERE id = ?1");
-        self.conn()
-            .query_row(&sql, [id], consultation_from_row)
-            .optional()?
-            .transpose()
+        self.query_consultation("key", &self.sealer.index(IDX_CONSULTATION, id.as_bytes()))
     }
 
     fn consultation_by_token(
         &self,
         token_hash: &[u8; 32],
     ) -> Result<Option<Consultation>, StoreError> {
-        let sql = format!("SELECT {CONSULTATION_COLS} FROM consultations WHERE token_hash = ?1");
-        self.conn()
-            .query_row(&sql, [&token_hash[..]], consultation_from_row)
-            .optional()?
-            .transpose()
+        let c = self.query_consultation("token_key", &self.sealer.index(IDX_TOKEN, token_hash))?;
+        // The sealed record must agree with the lookup (no swapped index).
+        Ok(c.filter(|c| same(&c.token_hash, token_hash)))
     }
 
     fn consultations_of(&self, doctor: DoctorId) -> Result<Vec<Consultation>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {CONSULTATION_COLS} FROM consultations WHERE doctor_id = ?1 ORDER BY created_at DESC"
-        ))?;
-        let rows = stmt.query_map([doctor.0], consultation_from_row)?;
+        let rows = blobs::<4>(
+            &self.conn(),
+            "SELECT key, token_key, doctor_key, record FROM consultations WHERE doctor_key = ?1",
+            [self.doctor_key(doctor)],
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            out.push(row??);
+        for [k, t, d, rec] in rows {
+            match self.consultation_row(&k, &t, &d, &rec) {
+                Ok(c) if c.doctor == doctor => out.push(c),
+                Ok(_) => {}
+                // One damaged row must not hide the doctor's other consultations.
+                Err(e) => tracing::error!(error = %e, "unreadable consultation skipped"),
+            }
         }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         Ok(out)
     }
 
-    fn set_consultation_state(&self, id: &str, state: State) -> Result<(), StoreError> {
-        let n = self.conn().execute(
-            "UPDATE consultations SET state = ?2 WHERE id = ?1",
-            params![id, state.as_str()],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound {
+    fn set_consultation_state(
+        &self,
+        id: &str,
+        state: State,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let key = self.sealer.index(IDX_CONSULTATION, id.as_bytes());
+        self.write(|tx| {
+            let record: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT record FROM consultations WHERE key = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let record = record.ok_or(StoreError::NotFound {
                 what: "consultation",
-            });
+            })?;
+            let mut rec: ConsultationRec =
+                open_json(&self.sealer, consultation_loc(&key), &record)?;
+            if rec.state == state {
+                return Ok(());
+            }
+            rec.state = state;
+            if state.is_terminal() && rec.closed_at.is_none() {
+                rec.closed_at = Some(now);
+            }
+            tx.execute(
+                "UPDATE consultations SET record = ?2 WHERE key = ?1",
+                params![key, seal_json(&self.sealer, consultation_loc(&key), &rec)],
+            )?;
+            let consultation = rec.id.clone();
+            let event = match state {
+                State::Admitted => Some(AuditEvent::ConsultationAdmitted { consultation }),
+                s if s.is_terminal() => Some(AuditEvent::ConsultationClosed {
+                    consultation,
+                    state: s,
+                }),
+                _ => None,
+            };
+            match event {
+                Some(e) => append_audit(tx, &self.sealer, &e, now),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn record(&self, event: &AuditEvent, now: UnixTime) -> Result<(), StoreError> {
+        self.write(|tx| append_audit(tx, &self.sealer, event, now))
+    }
+
+    fn purge(&self, now: UnixTime, retention_secs: i64) -> Result<PurgeReport, StoreError> {
+        let cutoff = now - retention_secs;
+        let report = self.write(|tx| {
+            let mut report = PurgeReport::default();
+            for [key, record] in blobs::<2>(tx, "SELECT key, record FROM consultations", [])? {
+                let Ok(rec) =
+                    open_json::<ConsultationRec>(&self.sealer, consultation_loc(&key), &record)
+                else {
+                    report.unreadable += 1;
+                    continue;
+                };
+                let closed = rec
+                    .closed_at
+                    .or((rec.expires_at <= now).then_some(rec.expires_at));
+                if closed.is_some_and(|t| t <= cutoff) {
+                    tx.execute("DELETE FROM consultations WHERE key = ?1", [&key])?;
+                    report.consultations += 1;
+                }
+            }
+            for [key, record] in blobs::<2>(tx, "SELECT key, record FROM sessions", [])? {
+                let Ok(rec) = open_json::<SessionRec>(&self.sealer, session_loc(&key), &record)
+                else {
+                    report.unreadable += 1;
+                    continue;
+                };
+                if rec.expires_at <= now {
+                    tx.execute("DELETE FROM sessions WHERE key = ?1", [&key])?;
+                    report.sessions += 1;
+                }
+            }
+            // The audit log loses its oldest entries, as a prefix, so that the
+            // rest still verifies from the new start point.
+            let (mut start, head) = read_audit_state(tx, &self.sealer)?;
+            let entries = {
+                let mut stmt = tx.prepare("SELECT seq, entry, mac FROM audit ORDER BY seq")?;
+                stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+            };
+            for (seq, entry, mac) in entries {
+                let old =
+                    open_json::<EntryRec>(&self.sealer, audit_loc(&seq.to_be_bytes()), &entry)
+                        .is_ok_and(|e| e.at <= cutoff);
+                let Ok(mac) = <[u8; 32]>::try_from(mac.as_slice()) else {
+                    break;
+                };
+                if !old || seq != start.seq + 1 {
+                    break;
+                }
+                tx.execute("DELETE FROM audit WHERE seq = ?1", [seq])?;
+                start = ChainPoint { seq, mac };
+                report.audit_entries += 1;
+            }
+            if report.audit_entries > 0 {
+                write_audit_state(tx, &self.sealer, start, head)?;
+            }
+            if report.removed_anything() {
+                let event = AuditEvent::Purged {
+                    consultations: report.consultations,
+                    sessions: report.sessions,
+                    audit_entries: report.audit_entries,
+                };
+                append_audit(tx, &self.sealer, &event, now)?;
+            }
+            Ok(report)
+        })?;
+        if report.removed_anything() {
+            scrub(&self.conn())?;
         }
-        Ok(())
+        Ok(report)
     }
 }
 
+/// The path of the database in `data_dir`.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
+    fn key() -> MasterKey {
+        MasterKey::from_bytes([42; 32])
+    }
+
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(dir.path()).expect("open");
+        let store = SqliteStore::open_with_key(dir.path(), &key()).expect("open");
         (dir, store)
     }
 
@@ -324,6 +1245,10 @@ mod tests {
             created_at: 100,
             expires_at: 200,
         }
+    }
+
+    fn raw(dir: &Path) -> Connection {
+        Connection::open(db_path(dir)).unwrap()
     }
 
     #[test]
@@ -341,6 +1266,7 @@ mod tests {
             Err(StoreError::DuplicateLogin)
         ));
         assert_eq!(s.list_doctors().expect("list").len(), 1);
+        assert!(s.doctor_by_login("Alice").expect("q").is_none());
     }
 
     #[test]
@@ -351,25 +1277,27 @@ mod tests {
         assert_eq!(s.session_doctor(&[1; 32], 10).expect("q"), Some(id));
         assert_eq!(s.session_doctor(&[1; 32], 50).expect("q"), None, "expired");
         s.add_session(&[2; 32], id, 500).expect("session");
-        s.set_doctor_disabled("bob", true).expect("disable");
+        s.set_doctor_disabled("bob", true, 2).expect("disable");
         assert_eq!(s.session_doctor(&[2; 32], 10).expect("q"), None);
+        s.set_doctor_disabled("bob", false, 3).expect("enable");
+        assert!(!s.doctor(id).unwrap().unwrap().disabled);
     }
 
     #[test]
     fn consultations_round_trip_and_survive_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let s = SqliteStore::open(dir.path()).expect("open");
+            let s = SqliteStore::open_with_key(dir.path(), &key()).expect("open");
             let id = s.add_doctor("c", "Dr. C", "h", 1).expect("add");
             s.add_consultation(&consultation("k1", id, 7)).expect("add");
             assert!(matches!(
                 s.add_consultation(&consultation("k2", id, 7)),
                 Err(StoreError::DuplicateToken)
             ));
-            s.set_consultation_state("k1", State::Waiting)
+            s.set_consultation_state("k1", State::Waiting, 101)
                 .expect("state");
         }
-        let s = SqliteStore::open(dir.path()).expect("reopen");
+        let s = SqliteStore::open_with_key(dir.path(), &key()).expect("reopen");
         let c = s
             .consultation_by_token(&[7; 32])
             .expect("q")
@@ -378,8 +1306,216 @@ mod tests {
         assert_eq!(c.state, State::Waiting);
         assert_eq!(s.consultations_of(c.doctor).expect("list").len(), 1);
         assert!(matches!(
-            s.set_consultation_state("nope", State::Ended),
+            s.set_consultation_state("nope", State::Ended, 102),
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn flipped_byte_fails_only_that_read() {
+        let (dir, s) = store();
+        let doc = s.add_doctor("d", "Dr. D", "h", 1).unwrap();
+        s.add_consultation(&consultation("one", doc, 1)).unwrap();
+        s.add_consultation(&consultation("two", doc, 2)).unwrap();
+        let key = s.sealer.index(IDX_CONSULTATION, b"one");
+        let db = raw(dir.path());
+        let mut rec: Vec<u8> = db
+            .query_row(
+                "SELECT record FROM consultations WHERE key = ?1",
+                [&key],
+                |r| r.get(0),
+            )
+            .unwrap();
+        rec[20] ^= 0x04;
+        db.execute(
+            "UPDATE consultations SET record = ?2 WHERE key = ?1",
+            params![key, rec],
+        )
+        .unwrap();
+        assert!(matches!(
+            s.consultation("one"),
+            Err(StoreError::Integrity {
+                table: "consultations",
+                column: "record"
+            })
+        ));
+        assert!(matches!(
+            s.consultation_by_token(&[1; 32]),
+            Err(StoreError::Integrity { .. })
+        ));
+        assert_eq!(s.consultation("two").unwrap().unwrap().id, "two");
+        let list = s.consultations_of(doc).unwrap();
+        assert_eq!(
+            list.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["two"]
+        );
+        assert!(s.doctor(doc).unwrap().is_some());
+        s.add_consultation(&consultation("three", doc, 3)).unwrap();
+        assert_eq!(s.verify_audit().unwrap().entries, 4);
+    }
+
+    #[test]
+    fn swapped_rows_are_detected() {
+        let (dir, s) = store();
+        let a = s.add_doctor("a", "Dr. A", "ha", 1).unwrap();
+        let b = s.add_doctor("b", "Dr. B", "hb", 1).unwrap();
+        s.add_consultation(&consultation("ca", a, 1)).unwrap();
+        s.add_consultation(&consultation("cb", b, 2)).unwrap();
+        let db = raw(dir.path());
+        // Swap the sealed records of the two doctors.
+        let rec = |id: i64| -> Vec<u8> {
+            db.query_row("SELECT record FROM doctors WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let (ra, rb) = (rec(a.0), rec(b.0));
+        db.execute(
+            "UPDATE doctors SET record = ?2 WHERE id = ?1",
+            params![a.0, rb],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE doctors SET record = ?2 WHERE id = ?1",
+            params![b.0, ra],
+        )
+        .unwrap();
+        assert!(matches!(s.doctor(a), Err(StoreError::Integrity { .. })));
+        assert!(matches!(
+            s.doctor_by_login("b"),
+            Err(StoreError::Integrity { .. })
+        ));
+        // Swap the token index between the two consultations: the patient
+        // link of one must not open the other.
+        let ka = s.sealer.index(IDX_CONSULTATION, b"ca");
+        let kb = s.sealer.index(IDX_CONSULTATION, b"cb");
+        let ta = s.sealer.index(IDX_TOKEN, &[1; 32]);
+        let tb = s.sealer.index(IDX_TOKEN, &[2; 32]);
+        db.execute(
+            "UPDATE consultations SET token_key = x'00' WHERE key = ?1",
+            [&ka],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE consultations SET token_key = ?2 WHERE key = ?1",
+            params![kb, ta],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE consultations SET token_key = ?2 WHERE key = ?1",
+            params![ka, tb],
+        )
+        .unwrap();
+        assert!(matches!(
+            s.consultation_by_token(&[1; 32]),
+            Err(StoreError::Integrity { .. })
+        ));
+        // And the doctor index: b's consultation listed under a is refused.
+        db.execute(
+            "UPDATE consultations SET doctor_key = ?2 WHERE key = ?1",
+            params![kb, s.doctor_key(a)],
+        )
+        .unwrap();
+        assert!(s.consultations_of(a).unwrap().iter().all(|c| c.doctor == a));
+    }
+
+    #[test]
+    fn wrong_master_key_is_refused_without_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open_with_key(dir.path(), &key()).unwrap());
+        let before = std::fs::read(db_path(dir.path())).unwrap();
+        let err =
+            SqliteStore::open_with_key(dir.path(), &MasterKey::from_bytes([1; 32])).unwrap_err();
+        assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err}");
+        assert!(err.to_string().contains("master_key_file"), "{err}");
+        assert_eq!(std::fs::read(db_path(dir.path())).unwrap(), before);
+    }
+
+    #[test]
+    fn version_1_plaintext_is_sealed_and_scrubbed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = connect(dir.path()).unwrap();
+            db.execute_batch(SCHEMA_V1).unwrap();
+            db.execute(
+                "INSERT INTO doctors (id, login, display_name, password_hash, created_at) \
+                 VALUES (1, 'plainlogin', 'Dr. Plainname', '$argon2id$plainhash', 0)",
+                [],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO consultations VALUES ('plainconsult', 1, ?1, 'created', 10, 20)",
+                [&[9u8; 32][..]],
+            )
+            .unwrap();
+            db.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let s = SqliteStore::open_with_key(dir.path(), &key()).unwrap();
+        let d = s.doctor_by_login("plainlogin").unwrap().unwrap();
+        assert_eq!(d.display_name, "Dr. Plainname");
+        let c = s.consultation_by_token(&[9; 32]).unwrap().unwrap();
+        assert_eq!((c.id.as_str(), c.doctor), ("plainconsult", d.id));
+        drop(s);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            for needle in [
+                &b"plainlogin"[..],
+                b"Plainname",
+                b"plainhash",
+                b"plainconsult",
+            ] {
+                assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+            }
+        }
+    }
+
+    #[test]
+    fn audit_records_the_flow_without_patient_data() {
+        let (_d, s) = store();
+        let doc = s.add_doctor("e", "Dr. E", "h", 1).unwrap();
+        s.record(&AuditEvent::Login { doctor: doc }, 2).unwrap();
+        s.record(&AuditEvent::LoginFailed { doctor: None }, 3)
+            .unwrap();
+        s.add_consultation(&consultation("c1", doc, 1)).unwrap();
+        s.set_consultation_state("c1", State::Waiting, 110).unwrap();
+        s.set_consultation_state("c1", State::Admitted, 111)
+            .unwrap();
+        s.set_consultation_state("c1", State::Ended, 120).unwrap();
+        s.set_consultation_state("c1", State::Ended, 121).unwrap();
+        let events: Vec<_> = s
+            .audit_entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.at, e.event))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                (1, AuditEvent::DoctorAdded { doctor: doc }),
+                (2, AuditEvent::Login { doctor: doc }),
+                (3, AuditEvent::LoginFailed { doctor: None }),
+                (
+                    100,
+                    AuditEvent::ConsultationCreated {
+                        consultation: "c1".into(),
+                        doctor: doc
+                    }
+                ),
+                (
+                    111,
+                    AuditEvent::ConsultationAdmitted {
+                        consultation: "c1".into()
+                    }
+                ),
+                (
+                    120,
+                    AuditEvent::ConsultationClosed {
+                        consultation: "c1".into(),
+                        state: State::Ended
+                    }
+                ),
+            ]
+        );
+        assert_eq!(s.verify_audit().unwrap().entries, 6);
     }
 }

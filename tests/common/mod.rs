@@ -34,10 +34,11 @@ impl Node {
     pub async fn start_in(dir: tempfile::TempDir) -> Node {
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
             ..Config::default()
         };
-        let store = Arc::new(SqliteStore::open(&config.data_dir).unwrap());
+        let store = Arc::new(SqliteStore::open(&config.data_dir, &config.key_file()).unwrap());
         let running = telenode::server::start(config, store.clone() as Arc<dyn Store>)
             .await
             .unwrap();

@@ -1,0 +1,144 @@
+//! The self-hosting files (Dockerfile, docker-compose.yml, telenode.env
+//! example, systemd unit) agree with the node's real configuration: every
+//! `TELENODE_*` variable they set exists, its value parses, and the ports,
+//! volume and health check point where the node actually listens.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use clap::CommandFactory;
+use telenode::cli::Cli;
+
+const COMPOSE: &str = include_str!("../docker-compose.yml");
+const DOCKERFILE: &str = include_str!("../Dockerfile");
+const ENV_EXAMPLE: &str = include_str!("../telenode.env.example");
+const UNIT: &str = include_str!("../examples/telenode.service");
+
+/// Every environment variable the CLI reads, from clap itself.
+fn known_env() -> BTreeSet<String> {
+    fn walk(cmd: &clap::Command, out: &mut BTreeSet<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&Cli::command(), &mut out);
+    out
+}
+
+/// `TELENODE_X: "value"` (compose) and `TELENODE_X=value` (Dockerfile, env).
+fn assignments(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line
+            .trim()
+            .trim_start_matches("ENV ")
+            .trim_end_matches('\\')
+            .trim();
+        let Some(start) = line.find("TELENODE_") else {
+            continue;
+        };
+        let rest = &line[start..];
+        let Some((key, value)) = rest.split_once([':', '=']) else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_owned();
+        out.insert(key.trim().to_owned(), value);
+    }
+    out
+}
+
+#[test]
+fn every_variable_is_one_the_node_reads() {
+    let known = known_env();
+    assert!(known.contains("TELENODE_LISTEN"), "{known:?}");
+    for (file, text) in [
+        ("docker-compose.yml", COMPOSE),
+        ("Dockerfile", DOCKERFILE),
+        ("telenode.env.example", ENV_EXAMPLE),
+    ] {
+        for key in assignments(text).keys() {
+            assert!(
+                known.contains(key),
+                "{file} sets {key}, which the node does not read"
+            );
+        }
+    }
+}
+
+#[test]
+fn ports_volume_and_health_check_match_the_node() {
+    let compose = assignments(COMPOSE);
+    let docker = assignments(DOCKERFILE);
+    for env in [&compose, &docker] {
+        let listen: SocketAddr = env["TELENODE_LISTEN"].parse().expect("listen parses");
+        let admin: SocketAddr = env["TELENODE_ADMIN_LISTEN"].parse().expect("admin parses");
+        assert!(
+            admin.ip().is_loopback(),
+            "operations listener stays on loopback"
+        );
+        assert_ne!(listen.port(), admin.port());
+        let health = format!("http://127.0.0.1:{}/readyz", admin.port());
+        assert!(
+            COMPOSE.contains(&health) && DOCKERFILE.contains(&health),
+            "health check uses {health}"
+        );
+        assert!(
+            COMPOSE.contains(&format!(":{}/tcp\"", listen.port())),
+            "compose publishes the listen port {}",
+            listen.port()
+        );
+        assert!(DOCKERFILE.contains(&format!("EXPOSE {}/tcp", listen.port())));
+        assert!(env["TELENODE_DATA_DIR"].starts_with("/var/lib/telenode/"));
+    }
+    assert_eq!(compose["TELENODE_LISTEN"], docker["TELENODE_LISTEN"]);
+    assert!(
+        COMPOSE.contains("telenode-data:/var/lib/telenode"),
+        "data volume"
+    );
+    assert!(DOCKERFILE.contains("VOLUME [\"/var/lib/telenode\"]"));
+    // TLS files come from secrets, and the listener is not loopback, so the
+    // node's own validation requires them.
+    assert_eq!(compose["TELENODE_TLS_CERT"], "/run/secrets/tls_cert");
+    assert_eq!(compose["TELENODE_TLS_KEY"], "/run/secrets/tls_key");
+    assert!(COMPOSE.contains("file: ./secrets/fullchain.pem"));
+}
+
+#[test]
+fn no_secret_is_inline_in_compose() {
+    for line in COMPOSE.lines() {
+        let l = line.to_lowercase();
+        if l.contains("secret") || l.contains("password") || l.contains("key") {
+            assert!(
+                !l.contains("=") && !l.contains("begin "),
+                "a secret looks inline in docker-compose.yml: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn systemd_unit_command_line_parses() {
+    let exec = UNIT
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let args: Vec<&str> = exec.split_whitespace().collect();
+    assert!(args[0].ends_with("/telenode"));
+    let mut argv = vec!["telenode"];
+    argv.extend(&args[1..]);
+    <Cli as clap::Parser>::try_parse_from(argv).expect("the unit's command line parses");
+    for must in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "User=telenode",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+    ] {
+        assert!(UNIT.contains(must), "unit has {must}");
+    }
+}

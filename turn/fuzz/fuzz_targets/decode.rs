@@ -1,0 +1,9 @@
+//! Fuzz target `decode`: see `telenode_turn::fuzzing::decode` for the properties
+//! checked.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    telenode_turn::fuzzing::decode(data);
+});

@@ -1,0 +1,9 @@
+//! Fuzz target `server`: see `telenode_turn::fuzzing::server` for the properties
+//! checked.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    telenode_turn::fuzzing::server(data);
+});
