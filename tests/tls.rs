@@ -120,3 +120,63 @@ fn public_address_without_certificate_is_refused() {
     let err = config.validate().expect_err("refused");
     assert!(err.to_string().starts_with("listen:"), "{err}");
 }
+
+/// Completes a handshake trusting only `cert`; Err if the server presents
+/// another certificate.
+async fn handshake(
+    addr: std::net::SocketAddr,
+    cert: &CertificateDer<'static>,
+) -> Result<(), String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").expect("name");
+    client(cert, &[&rustls::version::TLS13])
+        .connect(name, tcp)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_is_reloaded_when_the_files_change() {
+    let tls = tls_config();
+    let store =
+        Arc::new(SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store"));
+    let running = server::start(tls.config.clone(), store as Arc<dyn Store>)
+        .await
+        .expect("starts");
+    handshake(running.addr, &tls.cert)
+        .await
+        .expect("first certificate");
+
+    // A renewal: new files in place (a broken pair first, which is ignored).
+    let renewed = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let cert_path = tls.config.tls_cert.clone().expect("cert path");
+    let key_path = tls.config.tls_key.clone().expect("key path");
+    std::fs::write(&cert_path, "not a certificate").expect("write");
+    tokio::time::sleep(server::tls::RELOAD_INTERVAL + Duration::from_millis(500)).await;
+    handshake(running.addr, &tls.cert)
+        .await
+        .expect("a broken renewal keeps the old certificate");
+
+    std::fs::write(&cert_path, renewed.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, renewed.signing_key.serialize_pem()).expect("write key");
+    let renewed_der = renewed.cert.der().clone();
+    let deadline = tokio::time::Instant::now() + server::tls::RELOAD_INTERVAL * 4;
+    loop {
+        if handshake(running.addr, &renewed_der).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the renewed certificate is served without a restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        handshake(running.addr, &tls.cert).await.is_err(),
+        "the old certificate is gone"
+    );
+    running.shutdown(Duration::from_secs(2)).await;
+}

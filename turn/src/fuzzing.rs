@@ -54,7 +54,7 @@ pub fn decode(data: &[u8]) {
 /// Feed a server arbitrary input as chunks `kind, len (u16 BE), bytes`:
 /// `kind` picks what a chunk is (client message on UDP/TCP from one of four
 /// clients, peer datagram for one of four allocations, time step).
-pub fn server(data: &[u8]) {
+pub fn server(data: &[u8]) -> crate::server::Stats {
     let start = Instant::now();
     let mut cfg = ServerConfig::new("fuzz.invalid".into(), b"secret".to_vec(), [7; 44]);
     // Everything allowed, so that fuzzed peers get past the policy.
@@ -86,6 +86,17 @@ pub fn server(data: &[u8]) {
             transport,
             client,
             server: server_addr,
+        };
+        // Kinds 0x80..=0x9F: `rest` becomes the attributes of a correctly
+        // authenticated request (bits 3–4: Allocate, Refresh,
+        // CreatePermission, ChannelBind), so the fuzzer reaches
+        // allocations, permissions and channels without forging MACs.
+        let authed;
+        let rest = if kind >> 5 == 4 {
+            authed = authenticated(now, five, kind, rest, &mut s, &mut out);
+            &authed[..]
+        } else {
+            rest
         };
         match kind >> 4 {
             0..=9 => match s.handle_client(now, five, rest, &mut out) {
@@ -120,4 +131,51 @@ pub fn server(data: &[u8]) {
             }
         }
     }
+    s.stats()
+}
+
+/// Builds a request with the given attribute bytes (added as one raw blob
+/// when they form whole attributes), completed with USERNAME, REALM, a
+/// NONCE obtained from the server, and a valid MESSAGE-INTEGRITY.
+fn authenticated(
+    now: Now,
+    five: FiveTuple,
+    kind: u8,
+    attrs: &[u8],
+    s: &mut Server,
+    out: &mut Vec<u8>,
+) -> Vec<u8> {
+    use crate::stun::{Class, attr, method};
+    let m = [
+        method::ALLOCATE,
+        method::REFRESH,
+        method::CREATE_PERMISSION,
+        method::CHANNEL_BIND,
+    ][usize::from((kind >> 3) & 3)];
+    let txid = [kind; 12];
+    // Ask for a nonce: an unauthenticated request gets 401 with one.
+    let mut probe = Vec::new();
+    Encoder::new(&mut probe, m, Class::Request, &txid);
+    let _ = s.handle_client(now, five, &probe, out);
+    let nonce = Message::parse(out)
+        .ok()
+        .and_then(|r| r.get(attr::NONCE).map(<[u8]>::to_vec))
+        .unwrap_or_default();
+    let username = format!("{}:fuzz", now.unix_secs + 3600);
+    let password = telenode_signaling::creds::turn_password(b"secret", &username);
+    let key = stun::long_term_key(&username, "fuzz.invalid", &password);
+    let mut req = Vec::new();
+    let mut e = Encoder::new(&mut req, m, Class::Request, &txid);
+    // Split the fuzz bytes into attributes: type (2), length (1), value.
+    let mut rest = attrs;
+    while let [t0, t1, l, tail @ ..] = rest {
+        let n = usize::from(*l).min(tail.len());
+        e.attr(u16::from_be_bytes([*t0, *t1]) & 0x7FFF, &tail[..n]);
+        rest = &tail[n..];
+    }
+    e.attr(attr::USERNAME, username.as_bytes())
+        .attr(attr::REALM, b"fuzz.invalid")
+        .attr(attr::NONCE, &nonce)
+        .integrity(&key);
+    req
 }

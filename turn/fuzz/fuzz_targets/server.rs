@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    telenode_turn::fuzzing::server(data);
+    let _ = telenode_turn::fuzzing::server(data);
 });
