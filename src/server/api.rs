@@ -100,9 +100,17 @@ pub async fn login(
     let store = app.store.clone();
     let metrics = app.metrics.clone();
     let ttl = app.config.session_ttl_secs as i64;
-    blocking(move || {
+    let account = throttle_key(&req.login);
+    let locked = app
+        .limits
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_locked(std::time::Instant::now(), &account);
+    let result = blocking(move || {
         let doctor = store.doctor_by_login(&req.login)?;
-        let usable = doctor.as_ref().filter(|d| !d.disabled);
+        // A locked account answers exactly like a wrong password, after the
+        // same work, so the lockout says nothing about the account.
+        let usable = doctor.as_ref().filter(|d| !d.disabled && !locked);
         let ok = auth::verify_password(usable.map(|d| d.password_hash.as_str()), &req.password);
         metrics.login(ok && usable.is_some());
         let Some(doctor) = usable.filter(|_| ok) else {
@@ -124,7 +132,36 @@ pub async fn login(
             display_name: doctor.display_name.clone(),
         }))
     })
-    .await
+    .await;
+    let now = std::time::Instant::now();
+    match &result {
+        Ok(_) => app
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .login_succeeded(&account),
+        Err(e) if e.code == ApiError::BAD_CREDENTIALS.code => {
+            let delay = app
+                .limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .login_failed(now, &account);
+            // Progressive delay: guessing gets slower with every failure.
+            tokio::time::sleep(delay).await;
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+/// The key under which failed logins of one account are counted: a hash, so
+/// the limiter never holds login names.
+fn throttle_key(login: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"telenode/v1/login-throttle|");
+    h.update(login.trim().to_lowercase().as_bytes());
+    h.finalize().into()
 }
 
 /// The doctor behind the request's bearer session.

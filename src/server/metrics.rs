@@ -39,7 +39,17 @@ pub struct Metrics {
     store_count: AtomicU64,
     store_sum_micros: AtomicU64,
     draining: std::sync::atomic::AtomicBool,
+    rate_limited: [AtomicU64; 4],
+    /// The embedded TURN relay's counters, when it runs.
+    turn: std::sync::OnceLock<std::sync::Arc<crate::turn::TurnMetrics>>,
 }
+
+const LIMIT_CLASSES: [(super::limits::Class, &str); 4] = [
+    (super::limits::Class::Page, "page"),
+    (super::limits::Class::Signal, "signal"),
+    (super::limits::Class::Login, "login"),
+    (super::limits::Class::Api, "api"),
+];
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -103,6 +113,18 @@ impl Metrics {
         self.store_count.fetch_add(1, Ordering::Relaxed);
         self.store_sum_micros
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A request was refused by the rate limiter.
+    pub fn rate_limited(&self, class: super::limits::Class) {
+        if let Some(i) = LIMIT_CLASSES.iter().position(|(c, _)| *c == class) {
+            self.rate_limited[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reports the embedded TURN relay's counters from now on.
+    pub fn set_turn(&self, turn: std::sync::Arc<crate::turn::TurnMetrics>) {
+        let _ = self.turn.set(turn);
     }
 
     /// The node is shutting down: not ready any more.
@@ -188,6 +210,19 @@ impl Metrics {
         }
         family(
             &mut out,
+            "telenode_rate_limited_total",
+            "counter",
+            "Requests refused by the rate limiter (429), by kind.",
+        );
+        for (i, (_, name)) in LIMIT_CLASSES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "telenode_rate_limited_total{{kind=\"{name}\"}} {}",
+                load(&self.rate_limited[i])
+            );
+        }
+        family(
+            &mut out,
             "telenode_store_operation_seconds",
             "histogram",
             "Latency of metadata store operations.",
@@ -210,7 +245,64 @@ impl Metrics {
             load(&self.store_sum_micros) as f64 / 1e6
         );
         let _ = writeln!(out, "telenode_store_operation_seconds_count {count}");
+        self.render_turn(&mut out);
         out
+    }
+
+    /// The TURN relay's families (zeros when it does not run). No label
+    /// names an allocation, a user or an address.
+    fn render_turn(&self, out: &mut String) {
+        let t = self.turn.get().map(|t| t.snapshot()).unwrap_or_default();
+        let simple: [(&str, &str, &str, u64); 5] = [
+            (
+                "telenode_turn_allocations",
+                "gauge",
+                "TURN allocations held now.",
+                t.allocations,
+            ),
+            (
+                "telenode_turn_allocations_created_total",
+                "counter",
+                "TURN allocations created.",
+                t.allocations_created,
+            ),
+            (
+                "telenode_turn_relayed_packets_total",
+                "counter",
+                "Packets relayed by TURN, both directions.",
+                t.relayed_packets,
+            ),
+            (
+                "telenode_turn_relayed_bytes_total",
+                "counter",
+                "Payload bytes relayed by TURN, both directions.",
+                t.relayed_bytes,
+            ),
+            (
+                "telenode_turn_dropped_packets_total",
+                "counter",
+                "Packets TURN dropped (no permission or channel, over bandwidth).",
+                t.dropped_packets,
+            ),
+        ];
+        for (name, kind, help, v) in simple {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        family(
+            out,
+            "telenode_turn_refused_total",
+            "counter",
+            "TURN requests refused, by STUN error code (401 credentials, 403 peer policy, \
+             486 quota).",
+        );
+        for (code, v) in [
+            (401, t.unauthorized),
+            (403, t.forbidden),
+            (486, t.over_quota),
+        ] {
+            let _ = writeln!(out, "telenode_turn_refused_total{{code=\"{code}\"}} {v}");
+        }
     }
 }
 

@@ -156,6 +156,45 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Refuses requests over the rate limits with 429 and `Retry-After`, before
+/// any work is done for them.
+pub async fn rate_limit(
+    AxState(app): AxState<Arc<AppState>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    use super::limits::{Class, Decision};
+    let path = req.uri().path();
+    let class = if path == "/api/v1/login" {
+        Some(Class::Login)
+    } else if path.starts_with("/api/") {
+        Some(Class::Api)
+    } else if path == "/ws" {
+        Some(Class::Signal)
+    } else if path.starts_with("/c/") || path.starts_with("/static/") || path.starts_with("/legal/")
+    {
+        Some(Class::Page)
+    } else {
+        None
+    };
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<super::ClientAddr>>()
+        .map(|ci| ci.0.0.ip());
+    if let (Some(class), Some(source)) = (class, source)
+        && let Decision::Limited { retry_after } = app.limit(source, class)
+    {
+        app.metrics.rate_limited(class);
+        let body = serde_json::json!({"error": {"code": "rate_limited", "message": "too many requests, try again later"}});
+        let mut res = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
+    next.run(req).await
+}
+
 /// Adds the security headers to every response.
 pub async fn security_headers(
     AxState(app): AxState<Arc<AppState>>,
