@@ -101,11 +101,7 @@ pub async fn login(
     let metrics = app.metrics.clone();
     let ttl = app.config.session_ttl_secs as i64;
     let account = throttle_key(&req.login);
-    let locked = app
-        .limits
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .is_locked(std::time::Instant::now(), &account);
+    let locked = app.limiter().is_locked(std::time::Instant::now(), &account);
     let result = blocking(move || {
         let doctor = store.doctor_by_login(&req.login)?;
         // A locked account answers exactly like a wrong password, after the
@@ -135,17 +131,9 @@ pub async fn login(
     .await;
     let now = std::time::Instant::now();
     match &result {
-        Ok(_) => app
-            .limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .login_succeeded(&account),
+        Ok(_) => app.limiter().login_succeeded(&account),
         Err(e) if e.code == ApiError::BAD_CREDENTIALS.code => {
-            let delay = app
-                .limits
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .login_failed(now, &account);
+            let delay = app.limiter().login_failed(now, &account);
             // Progressive delay: guessing gets slower with every failure.
             tokio::time::sleep(delay).await;
         }

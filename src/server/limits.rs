@@ -46,6 +46,8 @@ pub struct LimitsConfig {
     pub lockout: Duration,
     /// Upper bound of tracked sources; idle ones are dropped first.
     pub max_tracked: usize,
+    /// Open signalling connections one source may hold at once.
+    pub max_connections_per_source: u32,
 }
 
 impl Default for LimitsConfig {
@@ -66,6 +68,7 @@ impl Default for LimitsConfig {
             login_failures_before_lockout: 5,
             lockout: Duration::from_secs(15 * 60),
             max_tracked: 100_000,
+            max_connections_per_source: 20,
         }
     }
 }
@@ -148,6 +151,8 @@ pub struct Limits {
     global: HashMap<Class, Bucket>,
     /// Failed logins by account key (a hash of the login, made by the caller).
     failures: HashMap<[u8; 32], Failures>,
+    /// Open signalling connections by source.
+    open: HashMap<SourceKey, u32>,
 }
 
 impl Limits {
@@ -157,6 +162,29 @@ impl Limits {
             sources: HashMap::new(),
             global: HashMap::new(),
             failures: HashMap::new(),
+            open: HashMap::new(),
+        }
+    }
+
+    /// A signalling connection from `source` wants to open; false when the
+    /// source already holds its maximum. Pair every `true` with
+    /// [`Limits::connection_closed`].
+    pub fn connection_opened(&mut self, source: IpAddr) -> bool {
+        let n = self.open.entry(SourceKey::from(source)).or_insert(0);
+        if *n >= self.config.max_connections_per_source {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    pub fn connection_closed(&mut self, source: IpAddr) {
+        let key = SourceKey::from(source);
+        if let Some(n) = self.open.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.open.remove(&key);
+            }
         }
     }
 
@@ -345,6 +373,20 @@ mod tests {
         assert!(!l.is_locked(later, &acct), "and the count starts afresh");
         l.login_succeeded(&acct);
         assert!(!l.is_locked(later, &acct));
+    }
+
+    #[test]
+    fn concurrent_connections_per_source_are_capped() {
+        let mut l = Limits::new(LimitsConfig {
+            max_connections_per_source: 2,
+            ..LimitsConfig::default()
+        });
+        assert!(l.connection_opened(ip("192.0.2.9")));
+        assert!(l.connection_opened(ip("192.0.2.9")));
+        assert!(!l.connection_opened(ip("192.0.2.9")));
+        assert!(l.connection_opened(ip("192.0.2.10")));
+        l.connection_closed(ip("192.0.2.9"));
+        assert!(l.connection_opened(ip("192.0.2.9")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod hub;
 pub mod legal;
+pub mod limits;
 pub mod metrics;
 pub mod retention;
 pub mod tls;
@@ -27,6 +28,9 @@ use crate::config::Config;
 use crate::store::{Store, UnixTime};
 use hub::Hub;
 
+/// Longest time a request may take before it is answered with 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Largest request body the API accepts.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -39,6 +43,44 @@ pub struct AppState {
     pub assets: web::Assets,
     pub legal: legal::LegalPages,
     pub metrics: Arc<metrics::Metrics>,
+    pub limits: std::sync::Mutex<limits::Limits>,
+    /// Mints STUN/TURN servers with fresh credentials for `welcome`; `None`
+    /// when TURN is off.
+    pub ice: Option<crate::turn::ice::IceProvider>,
+}
+
+impl AppState {
+    /// The limiter, locked (briefly; never held across an await).
+    pub fn limiter(&self) -> std::sync::MutexGuard<'_, limits::Limits> {
+        self.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the rate limiter about one request.
+    pub fn limit(&self, source: std::net::IpAddr, class: limits::Class) -> limits::Decision {
+        self.limiter()
+            .check(std::time::Instant::now(), source, class)
+    }
+}
+
+/// The address a connection comes from (for rate limits only; never logged
+/// or stored).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -72,6 +114,16 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/consultations/{id}", get(api::get))
         .route("/api/v1/consultations/{id}/end", post(api::end))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A request that has not been answered in time gets 408; WebSocket
+        // sessions are not requests once upgraded and are unaffected.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            web::rate_limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             web::security_headers,
@@ -92,12 +144,19 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
     hub_task: tokio::task::JoinHandle<()>,
+    turn: Option<crate::turn::TurnHandle>,
 }
 
 /// How long a graceful shutdown may take before the node exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl Running {
+    /// Where the embedded TURN relay listens (UDP; TCP on the same port),
+    /// if it runs.
+    pub fn turn_addr(&self) -> Option<SocketAddr> {
+        self.turn.as_ref().map(|t| t.udp_addr)
+    }
+
     /// Graceful shutdown: report not-ready, close every signalling connection
     /// with "service restart" (clients reconnect; their media is peer to peer
     /// and keeps flowing), stop accepting, let open requests and the hub's
@@ -110,6 +169,9 @@ impl Running {
             let _ = self.hub_task.await;
             let _ = self.task.await;
             let _ = self.admin_task.await;
+            if let Some(turn) = self.turn {
+                turn.shutdown().await;
+            }
         };
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!("shutdown took longer than {grace:?}; exiting anyway");
@@ -181,6 +243,15 @@ pub fn admin_router(app: Arc<AppState>) -> Router {
 
 /// Binds the listeners and starts serving.
 pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Running> {
+    start_with_limits(config, store, limits::LimitsConfig::default()).await
+}
+
+/// [`start`] with other rate limits (for load tests and measurements).
+pub async fn start_with_limits(
+    config: Config,
+    store: Arc<dyn Store>,
+    limits_config: limits::LimitsConfig,
+) -> anyhow::Result<Running> {
     let room_config = RoomConfig {
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         ..RoomConfig::default()
@@ -198,6 +269,10 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         .with_context(|| format!("admin_listen: binding {}", config.admin_listen))?;
     let admin_addr = admin_tcp.local_addr()?;
     let metrics = Arc::new(metrics::Metrics::default());
+    let (turn, ice) = crate::turn::from_config(&config, vec![addr, admin_addr]).await?;
+    if let Some(t) = &turn {
+        metrics.set_turn(t.metrics());
+    }
     let (hub, hub_task) = Hub::spawn(store.clone(), room_config, metrics.clone());
     let assets = web::Assets::load();
     let legal = legal::LegalPages::load(
@@ -211,8 +286,10 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         assets,
         legal,
         metrics,
+        limits: std::sync::Mutex::new(limits::Limits::new(limits_config)),
+        ice,
     });
-    let routes = router(app.clone()).into_make_service();
+    let routes = router(app.clone()).into_make_service_with_connect_info::<ClientAddr>();
     let (shutdown, rx) = watch::channel(false);
     retention::spawn(app.store.clone(), app.config.retention_secs(), rx.clone());
     let signal = |mut rx: watch::Receiver<bool>| async move {
@@ -249,5 +326,6 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         task,
         admin_task,
         hub_task,
+        turn,
     })
 }

@@ -27,18 +27,29 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<super::ClientAddr>,
     AxState(app): AxState<Arc<AppState>>,
 ) -> Response {
     if !same_origin(&headers) {
         tracing::info!("WebSocket from a foreign origin refused");
         return StatusCode::FORBIDDEN.into_response();
     }
+    let source = client.0.ip();
+    if !app.limiter().connection_opened(source) {
+        app.metrics.rate_limited(super::limits::Class::Signal);
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "10")]).into_response();
+    }
+    let on_fail = app.clone();
     ws.max_message_size(msg::MAX_FRAME_BYTES)
         .max_frame_size(msg::MAX_FRAME_BYTES)
         .read_buffer_size(4096)
-        .on_upgrade(move |socket| {
+        .on_failed_upgrade(move |_| on_fail.limiter().connection_closed(source))
+        .on_upgrade(move |socket| async move {
             let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
-            connection(socket, app, conn).instrument(tracing::info_span!("ws", conn = conn.0))
+            connection(socket, app.clone(), conn)
+                .instrument(tracing::info_span!("ws", conn = conn.0))
+                .await;
+            app.limiter().connection_closed(source);
         })
 }
 
@@ -123,6 +134,15 @@ async fn serve_connection(mut socket: WebSocket, app: &Arc<AppState>, conn: Conn
     };
     tracing::info!(consultation = %log_tag(&consultation.id), "joined");
 
+    // Fresh TURN credentials for this seat only, valid until the
+    // consultation's end; the id in the username is random.
+    let ice_servers = match &app.ice {
+        Some(ice) => ice.servers(
+            super::unix_now().max(0) as u64,
+            consultation.expires_at.max(0) as u64,
+        ),
+        None => Vec::new(),
+    };
     let (tx, mut rx) = mpsc::channel(OUTGOING_QUEUE);
     app.hub.send(HubCmd::Join {
         conn,
@@ -130,7 +150,7 @@ async fn serve_connection(mut socket: WebSocket, app: &Arc<AppState>, conn: Conn
         stored_state: consultation.state,
         expires_at: consultation.expires_at,
         seat,
-        ice_servers: Vec::new(),
+        ice_servers,
         tx,
     });
 
