@@ -48,6 +48,8 @@ async fn through_node(base: &str, api: &ApiClient) -> anyhow::Result<Duration> {
         bind_ip: loopback(),
         video: video(),
         audio: AudioSource::Tone { hz: 440.0 },
+        force_relay: false,
+        media_tap: None,
     };
     let (doctor, mut d_events) = CallAgent::start(opts(
         api.ws_url(),
@@ -92,6 +94,7 @@ async fn direct() -> anyhow::Result<Duration> {
         video: video(),
         audio: AudioSource::Tone { hz: 440.0 },
         force_relay: false,
+        tap: None,
     };
     let start = Instant::now();
     let (a, mut a_ev) = Peer::start(opts()).await?;

@@ -62,6 +62,26 @@ pub struct ServeArgs {
     /// Master key file of the store (default: master.key in the data directory).
     #[arg(long, env = "TELENODE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Embedded TURN relay (UDP and TCP on one port): ADDR, `auto` (the
+    /// listen IP, port 3478) or `off`.
+    #[arg(long, env = "TELENODE_TURN_LISTEN")]
+    pub turn_listen: Option<crate::config::TurnListen>,
+    /// IP the relay's sockets bind to and advertise (required when
+    /// --turn-listen is a wildcard address).
+    #[arg(long, env = "TELENODE_TURN_RELAY_IP")]
+    pub turn_relay_ip: Option<IpAddr>,
+    /// TURN REST secret file (created with mode 0600 if absent; default:
+    /// turn.secret in the data directory).
+    #[arg(long, env = "TELENODE_TURN_SECRET_FILE")]
+    pub turn_secret_file: Option<PathBuf>,
+    /// Peer range the relay may reach despite its deny-by-default policy
+    /// (repeatable; comma-separated in the environment).
+    #[arg(long, env = "TELENODE_TURN_ALLOW_PEER", value_delimiter = ',')]
+    pub turn_allow_peer: Vec<telenode_turn::Cidr>,
+    /// STUN/TURN URL given to the peers instead of the embedded relay's
+    /// (repeatable; comma-separated in the environment).
+    #[arg(long, env = "TELENODE_TURN_URLS", value_delimiter = ',')]
+    pub turn_url: Vec<String>,
     /// Validate the configuration, print what would be served, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -72,12 +92,13 @@ pub struct DoctorArgs {
     /// Run without a window, printing one JSON event per line (automation).
     #[arg(long)]
     pub headless: bool,
-    /// The node's base URL, e.g. `https://telenode.example.org`.
+    /// The node's base URL, e.g. `https://telenode.example.org` (required
+    /// with --headless; the window remembers the last one).
     #[arg(long, env = "TELENODE_NODE")]
-    pub node: String,
-    /// The doctor's login.
+    pub node: Option<String>,
+    /// The doctor's login (required with --headless).
     #[arg(long, env = "TELENODE_LOGIN")]
-    pub login: String,
+    pub login: Option<String>,
     /// File holding the password (otherwise TELENODE_PASSWORD).
     #[arg(long)]
     pub password_file: Option<PathBuf>,
@@ -87,8 +108,12 @@ pub struct DoctorArgs {
     /// Synthetic camera size and rate, WIDTHxHEIGHT@FPS.
     #[arg(long, default_value = "640x480@30")]
     pub video: String,
+    /// Use relay candidates only (all media through the node's TURN relay).
+    #[arg(long)]
+    pub force_relay: bool,
+    /// What to do (with --headless; the window ignores it).
     #[command(subcommand)]
-    pub action: DoctorAction,
+    pub action: Option<DoctorAction>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +263,30 @@ mod tests {
         ])
         .expect("parses");
         assert!(matches!(c.command, Command::Serve(_)));
+    }
+
+    #[test]
+    fn turn_flags_parse() {
+        let c = Cli::try_parse_from([
+            "telenode",
+            "serve",
+            "--turn-listen",
+            "127.0.0.1:0",
+            "--turn-secret-file",
+            "/run/secrets/turn",
+            "--turn-allow-peer",
+            "127.0.0.0/8",
+            "--turn-allow-peer",
+            "10.1.0.0/16",
+        ])
+        .expect("parses");
+        let Command::Serve(a) = c.command else {
+            panic!("serve")
+        };
+        assert_eq!(a.turn_allow_peer.len(), 2);
+        assert!(a.turn_listen.is_some());
+        assert!(Cli::try_parse_from(["telenode", "serve", "--turn-listen", "off"]).is_ok());
+        assert!(Cli::try_parse_from(["telenode", "serve", "--turn-allow-peer", "x/99"]).is_err());
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! its `TELENODE_*` variable); [`Config::load`] lays them over the TOML file,
 //! which lies over the defaults.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use telenode_turn::Cidr;
 
 /// Longest retention of consultation metadata: 90 days (the German
 /// video-consultation rules: deleted within three months at the latest).
@@ -42,12 +44,94 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// How long a doctor's login session lasts, in seconds.
     pub session_ttl_secs: u64,
+    /// Multiplies every rate limit (per source and global) and the cap on
+    /// concurrent connections per source; raise it when many patients share
+    /// one address (a hospital's NAT).
+    pub rate_limit_scale: f64,
     /// The master key file (wraps the store's data key); `None` means
     /// `<data_dir>/master.key`.
     pub master_key_file: Option<PathBuf>,
     /// Days consultation metadata and audit entries are kept after a
     /// consultation ends or expires (1..=90).
     pub retention_days: u32,
+    /// Where the embedded TURN relay listens (UDP and TCP on one port):
+    /// `auto`, `off` or an address.
+    pub turn_listen: TurnListen,
+    /// IP the relay's per-allocation sockets bind to and advertise; default
+    /// the `turn_listen` IP (required when that is unspecified, 0.0.0.0).
+    pub turn_relay_ip: Option<IpAddr>,
+    /// The TURN REST secret shared with whoever mints or checks credentials;
+    /// `None` means `<data_dir>/turn.secret`. Created (mode 0600) when absent.
+    pub turn_secret_file: Option<PathBuf>,
+    /// Peer ranges the relay may reach despite its deny-by-default policy.
+    #[serde(deserialize_with = "de_cidrs")]
+    pub turn_allow_peer: Vec<Cidr>,
+    /// TURN REALM.
+    pub turn_realm: String,
+    /// STUN/TURN URLs given to the peers; empty means the embedded relay's
+    /// own (`stun:`, `turn:` UDP and TCP at `turn_relay_ip`). With
+    /// `turn_listen = "off"` they name an external TURN sharing the secret.
+    pub turn_urls: Vec<String>,
+    /// Allocations held at once, in total.
+    pub turn_max_allocations: usize,
+    /// Allocations held at once per credential (one participant).
+    pub turn_max_allocations_per_user: usize,
+    /// Bytes per second relayed per allocation (0: unlimited).
+    pub turn_bandwidth_per_allocation: u64,
+}
+
+/// Port of the TURN relay when `turn_listen` is `auto` (RFC 8656).
+pub const TURN_DEFAULT_PORT: u16 = 3478;
+
+/// Where the TURN relay listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TurnListen {
+    /// The `listen` IP, port 3478 (port 0, ephemeral, when `listen` has
+    /// port 0).
+    #[default]
+    Auto,
+    /// No embedded relay.
+    Off,
+    /// This address.
+    Addr(SocketAddr),
+}
+
+impl FromStr for TurnListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(TurnListen::Auto),
+            "off" => Ok(TurnListen::Off),
+            _ => s.parse().map(TurnListen::Addr).map_err(|_| {
+                format!("{s:?} is not \"auto\", \"off\" or an address like 0.0.0.0:3478")
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for TurnListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TurnListen::Auto => f.write_str("auto"),
+            TurnListen::Off => f.write_str("off"),
+            TurnListen::Addr(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TurnListen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn de_cidrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 impl Default for Config {
@@ -62,8 +146,18 @@ impl Default for Config {
             consultation_ttl_secs: 4 * 3600,
             idle_timeout_secs: 60,
             session_ttl_secs: 12 * 3600,
+            rate_limit_scale: 1.0,
             master_key_file: None,
             retention_days: 14,
+            turn_listen: TurnListen::Auto,
+            turn_relay_ip: None,
+            turn_secret_file: None,
+            turn_allow_peer: Vec::new(),
+            turn_realm: "telenode".to_owned(),
+            turn_urls: Vec::new(),
+            turn_max_allocations: 1000,
+            turn_max_allocations_per_user: 8,
+            turn_bandwidth_per_allocation: 500_000,
         }
     }
 }
@@ -78,6 +172,13 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub master_key_file: Option<PathBuf>,
+    pub turn_listen: Option<TurnListen>,
+    pub turn_relay_ip: Option<IpAddr>,
+    pub turn_secret_file: Option<PathBuf>,
+    /// Replaces the file's list when not empty.
+    pub turn_allow_peer: Vec<Cidr>,
+    /// Replaces the file's list when not empty.
+    pub turn_urls: Vec<String>,
 }
 
 /// A configuration that cannot be used, naming the key at fault.
@@ -143,6 +244,21 @@ impl Config {
         if let Some(v) = &o.master_key_file {
             self.master_key_file = Some(v.clone());
         }
+        if let Some(v) = o.turn_listen {
+            self.turn_listen = v;
+        }
+        if let Some(v) = o.turn_relay_ip {
+            self.turn_relay_ip = Some(v);
+        }
+        if let Some(v) = &o.turn_secret_file {
+            self.turn_secret_file = Some(v.clone());
+        }
+        if !o.turn_allow_peer.is_empty() {
+            self.turn_allow_peer = o.turn_allow_peer.clone();
+        }
+        if !o.turn_urls.is_empty() {
+            self.turn_urls = o.turn_urls.clone();
+        }
     }
 
     /// Checks what types alone cannot; the error names the key.
@@ -206,6 +322,12 @@ impl Config {
                 format!("{} is out of range 5..=3600", self.idle_timeout_secs),
             );
         }
+        if !(0.1..=1000.0).contains(&self.rate_limit_scale) {
+            return invalid(
+                "rate_limit_scale",
+                format!("{} is out of range 0.1..=1000", self.rate_limit_scale),
+            );
+        }
         if !(60..=7 * 24 * 3600).contains(&self.session_ttl_secs) {
             return invalid(
                 "session_ttl_secs",
@@ -213,7 +335,92 @@ impl Config {
             );
         }
         validate_retention_days(self.retention_days)?;
+        self.validate_turn()?;
         Ok(())
+    }
+
+    fn validate_turn(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if let Some(listen) = self.turn_listen_addr() {
+            let relay = self.turn_relay_ip.unwrap_or(listen.ip());
+            if relay.is_unspecified() {
+                return invalid(
+                    "turn_relay_ip",
+                    format!(
+                        "turn_listen {listen} is a wildcard: set turn_relay_ip to the address \
+                         relayed media should use (the host's public IP)"
+                    ),
+                );
+            }
+            if !relay.is_ipv4() {
+                return invalid(
+                    "turn_relay_ip",
+                    format!("{relay}: only IPv4 relay addresses are supported for now"),
+                );
+            }
+            if listen.port() != 0 && (listen == self.listen || listen == self.admin_listen) {
+                return invalid(
+                    "turn_listen",
+                    format!("{listen} is already the HTTP or operations listener"),
+                );
+            }
+        }
+        if self.turn_realm.is_empty()
+            || self.turn_realm.len() > 127
+            || self.turn_realm.chars().any(|c| c.is_control() || c == '"')
+        {
+            return invalid(
+                "turn_realm",
+                format!("{:?} must be 1..=127 printable characters", self.turn_realm),
+            );
+        }
+        for url in &self.turn_urls {
+            let ok = ["stun:", "turn:", "turns:"]
+                .iter()
+                .any(|p| url.starts_with(p) && url.len() > p.len());
+            if !ok || url.chars().any(char::is_whitespace) {
+                return invalid(
+                    "turn_urls",
+                    format!("{url:?} is not a stun:, turn: or turns: URL"),
+                );
+            }
+        }
+        if self.turn_max_allocations == 0 || self.turn_max_allocations_per_user == 0 {
+            return invalid(
+                "turn_max_allocations",
+                "allocation quotas must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Where the embedded TURN relay listens; `None` when it is off.
+    pub fn turn_listen_addr(&self) -> Option<SocketAddr> {
+        match self.turn_listen {
+            TurnListen::Off => None,
+            TurnListen::Addr(a) => Some(a),
+            TurnListen::Auto => {
+                let port = if self.listen.port() == 0 {
+                    0
+                } else {
+                    TURN_DEFAULT_PORT
+                };
+                Some(SocketAddr::new(self.listen.ip(), port))
+            }
+        }
+    }
+
+    /// Whether peers get TURN credentials (embedded relay or external URLs).
+    pub fn turn_enabled(&self) -> bool {
+        self.turn_listen != TurnListen::Off || !self.turn_urls.is_empty()
+    }
+
+    /// Where the TURN REST secret is.
+    pub fn turn_secret_path(&self) -> PathBuf {
+        match &self.turn_secret_file {
+            Some(p) => p.clone(),
+            None => self.data_dir.join("turn.secret"),
+        }
     }
 
     /// Where the master key file is.
@@ -316,6 +523,65 @@ mod tests {
         let c =
             Config::from_toml("master_key_file = \"/run/secrets/telenode.key\"").expect("parses");
         assert_eq!(c.key_file(), PathBuf::from("/run/secrets/telenode.key"));
+    }
+
+    #[test]
+    fn turn_listen_forms() {
+        let c = Config::default();
+        assert_eq!(
+            c.turn_listen_addr(),
+            Some("127.0.0.1:3478".parse().expect("addr"))
+        );
+        let c = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            ..Config::default()
+        };
+        assert_eq!(c.turn_listen_addr().map(|a| a.port()), Some(0));
+        let c = Config::from_toml("turn_listen = \"off\"").expect("parses");
+        assert_eq!(c.turn_listen_addr(), None);
+        assert!(!c.turn_enabled());
+        let c = Config::from_toml("turn_listen = \"127.0.0.2:5349\"").expect("parses");
+        assert_eq!(
+            c.turn_listen,
+            TurnListen::Addr("127.0.0.2:5349".parse().expect("a"))
+        );
+        let err = Config::from_toml("turn_listen = \"sometimes\"").expect_err("bad");
+        assert!(err.contains("turn_listen"), "{err}");
+    }
+
+    #[test]
+    fn turn_wildcard_without_relay_ip_is_named() {
+        let c = Config::from_toml("turn_listen = \"0.0.0.0:3478\"").expect("parses");
+        let err = c.validate().expect_err("needs turn_relay_ip");
+        assert!(err.to_string().starts_with("turn_relay_ip:"), "{err}");
+        let c = Config::from_toml("turn_listen = \"0.0.0.0:3478\"\nturn_relay_ip = \"192.0.2.1\"")
+            .expect("parses");
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn turn_allow_peer_and_urls_are_checked() {
+        let c =
+            Config::from_toml("turn_allow_peer = [\"127.0.0.0/8\", \"fd00::/8\"]").expect("parses");
+        assert_eq!(c.turn_allow_peer.len(), 2);
+        let err = Config::from_toml("turn_allow_peer = [\"127.0.0.0/99\"]").expect_err("bad");
+        assert!(err.contains("turn_allow_peer"), "{err}");
+        let c = Config::from_toml("turn_urls = [\"http://x\"]").expect("parses");
+        let err = c.validate().expect_err("bad url");
+        assert!(err.to_string().starts_with("turn_urls:"), "{err}");
+        let c = Config::from_toml(
+            "turn_listen = \"off\"\nturn_urls = [\"turn:turn.example.org:3478?transport=udp\"]",
+        )
+        .expect("parses");
+        c.validate().expect("external TURN");
+        assert!(c.turn_enabled());
+    }
+
+    #[test]
+    fn turn_on_the_http_port_is_refused() {
+        let c = Config::from_toml("turn_listen = \"127.0.0.1:8080\"").expect("parses");
+        let err = c.validate().expect_err("clash");
+        assert!(err.to_string().starts_with("turn_listen:"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
                 master_key_file: a.master_key_file,
+                turn_listen: a.turn_listen,
+                turn_relay_ip: a.turn_relay_ip,
+                turn_secret_file: a.turn_secret_file,
+                turn_allow_peer: a.turn_allow_peer,
+                turn_urls: a.turn_url,
             };
             let config = Config::load(a.config.as_deref(), &overrides)?;
             if a.check_config {
@@ -71,6 +76,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("listen: {scheme}://{}", config.listen);
                 println!("admin_listen: http://{}", config.admin_listen);
                 println!("data_dir: {}", config.data_dir.display());
+                match config.turn_listen_addr() {
+                    Some(t) => println!("turn: udp+tcp {t}"),
+                    None if config.turn_enabled() => {
+                        println!("turn: external ({})", config.turn_urls.join(", "))
+                    }
+                    None => println!("turn: off"),
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             serve(config).await
@@ -239,8 +251,19 @@ fn print_event(v: serde_json::Value) {
 
 async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
     if !a.headless {
-        bail!("the desktop window is not part of this build yet; use --headless");
+        return telenode::doctor::run_window(a);
     }
+    let node = a
+        .node
+        .clone()
+        .context("--node is required with --headless")?;
+    let login = a
+        .login
+        .clone()
+        .context("--login is required with --headless")?;
+    let action = a
+        .action
+        .context("give an action with --headless (new-consultation, list)")?;
     let password = match &a.password_file {
         Some(p) => std::fs::read_to_string(p)
             .with_context(|| format!("--password-file: reading {}", p.display()))?
@@ -251,8 +274,8 @@ async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
     };
     let (w, h, fps) =
         telenode::cli::parse_video(&a.video).context("--video must look like 640x480@30")?;
-    let api = ApiClient::login(&a.node, &a.login, &password).await?;
-    match a.action {
+    let api = ApiClient::login(&node, &login, &password).await?;
+    match action {
         DoctorAction::List => {
             for c in api.consultations().await? {
                 print_event(serde_json::json!({
@@ -286,6 +309,8 @@ async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
                     fps,
                 },
                 audio: AudioSource::Tone { hz: 440.0 },
+                force_relay: a.force_relay,
+                media_tap: None,
             };
             let (agent, mut events) = CallAgent::start(opts).await?;
             // Commands on standard input: `admit`, `hangup`.

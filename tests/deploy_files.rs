@@ -98,15 +98,55 @@ fn ports_volume_and_health_check_match_the_node() {
     }
     assert_eq!(compose["TELENODE_LISTEN"], docker["TELENODE_LISTEN"]);
     assert!(
-        COMPOSE.contains("telenode-data:/var/lib/telenode"),
+        COMPOSE.contains("telenode-data:/var/lib/telenode/data"),
         "data volume"
     );
-    assert!(DOCKERFILE.contains("VOLUME [\"/var/lib/telenode\"]"));
+    assert!(
+        COMPOSE.contains("telenode-keys:/var/lib/telenode/keys"),
+        "key volume"
+    );
+    assert!(DOCKERFILE.contains("VOLUME [\"/var/lib/telenode/data\", \"/var/lib/telenode/keys\"]"));
+    for env in [&compose, &docker] {
+        // The key is never inside the data directory that backups copy.
+        assert!(env["TELENODE_MASTER_KEY_FILE"].starts_with("/var/lib/telenode/keys/"));
+        assert!(!env["TELENODE_MASTER_KEY_FILE"].starts_with(&env["TELENODE_DATA_DIR"]));
+    }
     // TLS files come from secrets, and the listener is not loopback, so the
     // node's own validation requires them.
     assert_eq!(compose["TELENODE_TLS_CERT"], "/run/secrets/tls_cert");
     assert_eq!(compose["TELENODE_TLS_KEY"], "/run/secrets/tls_key");
     assert!(COMPOSE.contains("file: ./secrets/fullchain.pem"));
+}
+
+#[test]
+fn turn_ports_and_secret_match_the_node() {
+    let compose = assignments(COMPOSE);
+    let docker = assignments(DOCKERFILE);
+    for env in [&compose, &docker] {
+        let turn: SocketAddr = env["TELENODE_TURN_LISTEN"]
+            .parse()
+            .expect("turn listen parses");
+        let port = turn.port();
+        for proto in ["udp", "tcp"] {
+            assert!(
+                COMPOSE.contains(&format!("\"{port}:{port}/{proto}\"")),
+                "compose publishes TURN {port}/{proto}"
+            );
+            assert!(
+                DOCKERFILE
+                    .lines()
+                    .any(|l| l.starts_with("EXPOSE") && l.contains(&format!(" {port}/{proto}"))),
+                "Dockerfile exposes TURN {port}/{proto}"
+            );
+        }
+    }
+    // The secret comes from a compose secret, never an inline value.
+    assert_eq!(
+        compose["TELENODE_TURN_SECRET_FILE"],
+        "/run/secrets/turn_secret"
+    );
+    assert!(COMPOSE.contains("      - turn_secret"));
+    assert!(COMPOSE.contains("file: ./secrets/turn_secret"));
 }
 
 #[test]

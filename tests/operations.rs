@@ -50,13 +50,13 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name: {line}"
         );
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(
-                    labels.starts_with('{') && labels.ends_with('}'),
-                    "bad labels: {line}"
-                );
-            }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "bad labels: {line}"
+            );
         }
         let family = ["_bucket", "_sum", "_count"]
             .iter()
@@ -222,6 +222,8 @@ async fn sigterm_during_a_call_exits_in_time_and_the_media_keeps_flowing() {
             .args([
                 "--admin-listen",
                 &format!("127.0.0.1:{admin_port}"),
+                "--turn-listen",
+                "127.0.0.1:0",
                 "--data-dir",
             ])
             .arg(&data)

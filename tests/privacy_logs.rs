@@ -61,6 +61,12 @@ async fn node_log_holds_no_secrets_addresses_or_names() {
             &listen,
             "--admin-listen",
             &admin_listen,
+            // The relay runs (and may relay on loopback) so its logs are
+            // checked too.
+            "--turn-listen",
+            "127.0.0.1:0",
+            "--turn-allow-peer",
+            "127.0.0.0/8",
             "--data-dir",
         ])
         .arg(&data)

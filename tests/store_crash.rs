@@ -88,7 +88,7 @@ async fn writer(http: reqwest::Client, base: String, session: String, acked: Arc
         let id = body["id"].as_str().unwrap().to_owned();
         acked.lock().unwrap().created.push((id.clone(), hash));
         n += 1;
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             let res = http
                 .post(format!("{base}/api/v1/consultations/{id}/end"))
                 .bearer_auth(&session)

@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::auth::random_bytes;
 use crate::peer::{
-    AudioSource, CandidateInit, IceServerConfig, MediaStats, Peer, PeerEvent, PeerOptions,
-    VideoSource,
+    AudioSource, CandidateInit, IceServerConfig, MediaStats, MediaTap, Peer, PeerEvent,
+    PeerOptions, VideoSource,
 };
 
 /// Which seat the agent takes, with its credentials.
@@ -52,6 +52,12 @@ pub struct CallOptions {
     pub bind_ip: Option<IpAddr>,
     pub video: VideoSource,
     pub audio: AudioSource,
+    /// Use relay candidates only (`iceTransportPolicy: "relay"`); needs the
+    /// node to hand out TURN servers.
+    pub force_relay: bool,
+    /// Latest pictures and mute switches for a user interface (kept across
+    /// peer restarts); `None` copies no frames.
+    pub media_tap: Option<MediaTap>,
 }
 
 /// Why a call ended, as the agent reports it.
@@ -662,7 +668,8 @@ impl Run {
             bind_ip: self.opts.bind_ip,
             video: self.opts.video,
             audio: self.opts.audio,
-            force_relay: false,
+            force_relay: self.opts.force_relay,
+            tap: self.opts.media_tap.clone(),
         };
         let (peer, events) = Peer::start(opts).await?;
         self.peer = Some(peer);

@@ -81,6 +81,20 @@ impl ApiClient {
         })
     }
 
+    /// A client for a session obtained earlier (e.g. kept by the desktop
+    /// client); nothing is checked until the first request.
+    pub fn from_session(base: &str, session: &str) -> anyhow::Result<ApiClient> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("telenode/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("HTTP client")?;
+        Ok(ApiClient {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+            session: session.to_owned(),
+        })
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }

@@ -23,6 +23,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::keyframe::is_keyframe_request;
 use super::stats::bump;
+use super::tap::{MediaTap, VideoFrame, black_i420};
 use super::{PeerEvent, Shared};
 
 /// Opus sample rate.
@@ -451,12 +452,33 @@ pub fn decode_vp8(
     decoder: &mut Vp8Decoder,
     frame: &[u8],
 ) -> anyhow::Result<(u64, Option<(u32, u32)>)> {
+    decode_vp8_tapped(decoder, frame, None)
+}
+
+/// [`decode_vp8`], also copying the last picture into `tap` if given.
+pub fn decode_vp8_tapped(
+    decoder: &mut Vp8Decoder,
+    frame: &[u8],
+    tap: Option<&MediaTap>,
+) -> anyhow::Result<(u64, Option<(u32, u32)>)> {
     let mut pictures = decoder.decode(frame)?;
     let mut count = 0;
-    let mut size = None;
+    let mut last = None;
     while let Some(picture) = pictures.next_frame() {
         count += 1;
-        size = Some((picture.width(), picture.height()));
+        let (width, height) = (picture.width(), picture.height());
+        last = Some(match tap {
+            Some(_) => (width, height, picture.to_i420()),
+            None => (width, height, Vec::new()),
+        });
+    }
+    let size = last.as_ref().map(|(w, h, _)| (*w, *h));
+    if let (Some(tap), Some((width, height, i420))) = (tap, last) {
+        tap.put_remote(VideoFrame {
+            width,
+            height,
+            i420,
+        });
     }
     Ok((count, size))
 }
@@ -534,7 +556,10 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
     info!(hz, "sending audio");
     loop {
         tick.tick().await;
-        let pcm = tone.next_frame();
+        let mut pcm = tone.next_frame();
+        if shared.tap.as_ref().is_some_and(MediaTap::audio_muted) {
+            pcm.fill(0);
+        }
         let len = match encoder.encode(&pcm, &mut packet) {
             Ok(len) => len,
             Err(err) => {
@@ -635,8 +660,25 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
             keyframe_wanted.store(false, Ordering::Relaxed);
             last_forced = Some(Instant::now());
         }
+        let tap = shared.tap.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let result = encoder.encode(pattern.render(index), pts, force);
+            // Camera off: black pictures keep the stream (and the far
+            // side's layout) alive.
+            let result = match &tap {
+                Some(tap) if tap.video_muted() => {
+                    encoder.encode(&black_i420(width, height), pts, force)
+                }
+                Some(tap) => {
+                    let picture = pattern.render(index);
+                    tap.put_local(VideoFrame {
+                        width,
+                        height,
+                        i420: picture.to_vec(),
+                    });
+                    encoder.encode(picture, pts, force)
+                }
+                None => encoder.encode(pattern.render(index), pts, force),
+            };
             (encoder, pattern, result)
         })
         .await;
@@ -727,8 +769,9 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
             let Some(mut dec) = decoder.take() else {
                 return;
             };
+            let tap = shared.tap.clone();
             let joined = tokio::task::spawn_blocking(move || {
-                let result = decode_vp8(&mut dec, &frame);
+                let result = decode_vp8_tapped(&mut dec, &frame, tap.as_ref());
                 (dec, result)
             })
             .await;

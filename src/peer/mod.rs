@@ -24,6 +24,7 @@
 mod keyframe;
 pub mod media;
 pub mod stats;
+pub mod tap;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -55,6 +56,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 pub use stats::MediaStats;
+pub use tap::{MediaTap, VideoFrame};
 
 use stats::Counters;
 
@@ -175,6 +177,9 @@ pub struct PeerOptions {
     pub audio: AudioSource,
     /// Use relay candidates only (`iceTransportPolicy: "relay"`).
     pub force_relay: bool,
+    /// Latest decoded and sent pictures and the mute switches, for a user
+    /// interface; `None` copies no frames.
+    pub tap: Option<MediaTap>,
 }
 
 impl Default for PeerOptions {
@@ -189,6 +194,7 @@ impl Default for PeerOptions {
             },
             audio: AudioSource::Tone { hz: 440.0 },
             force_relay: false,
+            tap: None,
         }
     }
 }
@@ -235,6 +241,8 @@ struct Shared {
     keyframe_asked: AtomicBool,
     shutdown: watch::Sender<bool>,
     tasks: StdMutex<Vec<JoinHandle<()>>>,
+    /// See [`PeerOptions::tap`].
+    tap: Option<MediaTap>,
 }
 
 impl Shared {
@@ -463,7 +471,17 @@ impl Peer {
         let bind = SocketAddr::new(opts.bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), 0);
 
         let (driver_tx, driver_rx) = mpsc::unbounded_channel();
-        let pc = PeerConnectionBuilder::new()
+        let mut builder = PeerConnectionBuilder::new();
+        if opts.force_relay {
+            // ICE waits 2 s before nominating a relay pair, to give better
+            // pairs a chance; with relay candidates only there are none.
+            builder = builder.with_setting_engine(
+                webrtc::peer_connection::SettingEngineBuilder::new()
+                    .with_relay_acceptance_min_wait(Some(Duration::ZERO))
+                    .build(),
+            );
+        }
+        let pc = builder
             .with_configuration(config.build())
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
@@ -485,6 +503,7 @@ impl Peer {
             keyframe_asked: AtomicBool::new(false),
             shutdown,
             tasks: StdMutex::new(Vec::new()),
+            tap: opts.tap.clone(),
         });
 
         let mut local = LocalMedia {

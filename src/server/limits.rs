@@ -73,6 +73,21 @@ impl Default for LimitsConfig {
     }
 }
 
+impl LimitsConfig {
+    /// Every rate, burst and connection cap multiplied by `factor` (for a
+    /// clinic whose patients share one address behind a large NAT).
+    pub fn scaled(mut self, factor: f64) -> LimitsConfig {
+        for (_, r) in self.per_source.iter_mut().chain(self.global.iter_mut()) {
+            r.per_sec *= factor;
+            r.burst = (r.burst * factor).max(1.0);
+        }
+        self.max_connections_per_source = ((self.max_connections_per_source as f64) * factor)
+            .ceil()
+            .max(1.0) as u32;
+        self
+    }
+}
+
 /// The answer to "may this go ahead?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

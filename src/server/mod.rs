@@ -243,15 +243,7 @@ pub fn admin_router(app: Arc<AppState>) -> Router {
 
 /// Binds the listeners and starts serving.
 pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Running> {
-    start_with_limits(config, store, limits::LimitsConfig::default()).await
-}
-
-/// [`start`] with other rate limits (for load tests and measurements).
-pub async fn start_with_limits(
-    config: Config,
-    store: Arc<dyn Store>,
-    limits_config: limits::LimitsConfig,
-) -> anyhow::Result<Running> {
+    let limits_config = limits::LimitsConfig::default().scaled(config.rate_limit_scale);
     let room_config = RoomConfig {
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         ..RoomConfig::default()

@@ -231,14 +231,16 @@ pub struct Sealer {
 }
 
 enum Mode {
-    Keyed {
-        aead: Box<Aes256Gcm>,
-        index: HmacSha256,
-        audit: HmacSha256,
-    },
+    Keyed(Box<Keys>),
     /// No cryptography at all, for the store bench's baseline only.
     #[cfg(feature = "bench-plaintext")]
     Plaintext,
+}
+
+struct Keys {
+    aead: Aes256Gcm,
+    index: HmacSha256,
+    audit: HmacSha256,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -253,11 +255,11 @@ impl Sealer {
         let mut index = derive(&data.0, b"telenode/v1/store/index");
         let mut audit = derive(&data.0, b"telenode/v1/store/audit");
         let sealer = Sealer {
-            mode: Mode::Keyed {
-                aead: Box::new(Aes256Gcm::new(&seal.into())),
+            mode: Mode::Keyed(Box::new(Keys {
+                aead: Aes256Gcm::new(&seal.into()),
                 index: <HmacSha256 as Mac>::new_from_slice(&index).expect("any key size"),
                 audit: <HmacSha256 as Mac>::new_from_slice(&audit).expect("any key size"),
-            },
+            })),
         };
         seal.zeroize();
         index.zeroize();
@@ -278,9 +280,10 @@ impl Sealer {
     /// Seals `plaintext` for `loc` with a fresh random `nonce` (never reuse one).
     pub fn seal(&self, loc: Loc<'_>, nonce: [u8; NONCE_BYTES], plaintext: &[u8]) -> Vec<u8> {
         match &self.mode {
-            Mode::Keyed { aead, .. } => {
+            Mode::Keyed(k) => {
                 let mut padded = pad(plaintext);
-                let ct = aead
+                let ct = k
+                    .aead
                     .encrypt(
                         Nonce::from_slice(&nonce),
                         Payload {
@@ -304,12 +307,13 @@ impl Sealer {
     /// Opens a value sealed for `loc`.
     pub fn open(&self, loc: Loc<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         match &self.mode {
-            Mode::Keyed { aead, .. } => {
+            Mode::Keyed(k) => {
                 let (version, nonce, ct) = split(sealed).ok_or(CryptoError::Integrity)?;
                 if version != VERSION {
                     return Err(CryptoError::Version(version));
                 }
-                let padded = aead
+                let padded = k
+                    .aead
                     .decrypt(
                         Nonce::from_slice(nonce),
                         Payload {
@@ -331,8 +335,8 @@ impl Sealer {
     /// known login or token.
     pub fn index(&self, domain: &'static str, value: &[u8]) -> Vec<u8> {
         match &self.mode {
-            Mode::Keyed { index, .. } => {
-                let mut mac = index.clone();
+            Mode::Keyed(k) => {
+                let mut mac = k.index.clone();
                 mac.update(domain.as_bytes());
                 mac.update(b"|");
                 mac.update(value);
@@ -346,8 +350,8 @@ impl Sealer {
     /// The MAC of audit entry `seq`, chained to the previous entry's MAC.
     pub fn chain_mac(&self, prev: &[u8; 32], seq: i64, sealed: &[u8]) -> [u8; 32] {
         match &self.mode {
-            Mode::Keyed { audit, .. } => {
-                let mut mac = audit.clone();
+            Mode::Keyed(k) => {
+                let mut mac = k.audit.clone();
                 mac.update(b"telenode/v1/audit|");
                 mac.update(prev);
                 mac.update(&seq.to_be_bytes());

@@ -18,9 +18,12 @@
 //! Logging: allocations appear by their opaque id only; no addresses,
 //! usernames or credentials at any level.
 
+pub mod ice;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -84,6 +87,71 @@ impl std::fmt::Debug for TurnConfig {
     }
 }
 
+/// The relay's counters, published by its core task after every event and
+/// read by the metrics endpoint. Aggregates only: nothing names an
+/// allocation, a user or an address.
+#[derive(Debug, Default)]
+pub struct TurnMetrics {
+    allocations: AtomicU64,
+    allocations_created: AtomicU64,
+    relayed_packets: AtomicU64,
+    relayed_bytes: AtomicU64,
+    dropped_packets: AtomicU64,
+    forbidden: AtomicU64,
+    unauthorized: AtomicU64,
+    over_quota: AtomicU64,
+}
+
+/// A copy of [`TurnMetrics`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnMetricsSnapshot {
+    /// Allocations held now.
+    pub allocations: u64,
+    /// Allocations created since start.
+    pub allocations_created: u64,
+    /// Packets relayed, both directions.
+    pub relayed_packets: u64,
+    /// Payload bytes relayed, both directions.
+    pub relayed_bytes: u64,
+    /// Packets dropped (no permission or channel, over bandwidth).
+    pub dropped_packets: u64,
+    /// Requests refused with 403 (peer policy).
+    pub forbidden: u64,
+    /// Requests refused with 401 (bad, forged or expired credentials).
+    pub unauthorized: u64,
+    /// Requests refused with 486 (quota).
+    pub over_quota: u64,
+}
+
+impl TurnMetrics {
+    fn publish(&self, allocations: usize, s: telenode_turn::server::Stats) {
+        let r = Ordering::Relaxed;
+        self.allocations.store(allocations as u64, r);
+        self.allocations_created.store(s.allocations, r);
+        self.relayed_packets.store(s.relayed_packets, r);
+        self.relayed_bytes.store(s.relayed_bytes, r);
+        self.dropped_packets.store(s.dropped_packets, r);
+        self.forbidden.store(s.forbidden, r);
+        self.unauthorized.store(s.unauthorized, r);
+        self.over_quota.store(s.over_quota, r);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> TurnMetricsSnapshot {
+        let r = Ordering::Relaxed;
+        TurnMetricsSnapshot {
+            allocations: self.allocations.load(r),
+            allocations_created: self.allocations_created.load(r),
+            relayed_packets: self.relayed_packets.load(r),
+            relayed_bytes: self.relayed_bytes.load(r),
+            dropped_packets: self.dropped_packets.load(r),
+            forbidden: self.forbidden.load(r),
+            unauthorized: self.unauthorized.load(r),
+            over_quota: self.over_quota.load(r),
+        }
+    }
+}
+
 /// A running relay; dropping it stops it.
 #[derive(Debug)]
 pub struct TurnHandle {
@@ -91,12 +159,20 @@ pub struct TurnHandle {
     pub udp_addr: SocketAddr,
     /// The bound TCP address.
     pub tcp_addr: SocketAddr,
+    /// The IP relay sockets bind to and advertise.
+    pub relay_ip: IpAddr,
+    metrics: Arc<TurnMetrics>,
     shutdown: Option<oneshot::Sender<()>>,
     core: JoinHandle<()>,
     acceptor: JoinHandle<()>,
 }
 
 impl TurnHandle {
+    /// The relay's counters (shared, updated live).
+    pub fn metrics(&self) -> Arc<TurnMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
     /// Stops the relay and waits for its core task.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -160,6 +236,25 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
+/// Binds UDP and TCP on one port. With port 0 the kernel picks the UDP
+/// port, which TCP may already use: then another is tried.
+async fn bind_listeners(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    let attempts = if listen.port() == 0 { 16 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = udp_socket(listen).with_context(|| format!("turn: binding UDP {listen}"))?;
+        let port = udp.local_addr()?.port();
+        match TcpListener::bind(SocketAddr::new(listen.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::Error::from(
+        last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()),
+    ))
+    .with_context(|| format!("turn: binding TCP {listen}"))
+}
+
 /// Binds the listeners and starts the relay.
 pub async fn start(cfg: TurnConfig) -> anyhow::Result<TurnHandle> {
     let relay_ip = match cfg.relay_ip {
@@ -175,13 +270,8 @@ pub async fn start(cfg: TurnConfig) -> anyhow::Result<TurnHandle> {
         "turn: relay address must be IPv4 for now"
     );
     anyhow::ensure!(!cfg.secret.is_empty(), "turn: empty secret");
-    let udp =
-        udp_socket(cfg.listen).with_context(|| format!("turn: binding UDP {}", cfg.listen))?;
+    let (udp, tcp) = bind_listeners(cfg.listen).await?;
     let udp_addr = udp.local_addr()?;
-    // TCP on the same port as UDP (port 0: whatever the kernel gives).
-    let tcp = TcpListener::bind(SocketAddr::new(cfg.listen.ip(), udp_addr.port()))
-        .await
-        .with_context(|| format!("turn: binding TCP {}", cfg.listen))?;
     let tcp_addr = tcp.local_addr()?;
 
     let mut own = cfg.own_addrs.clone();
@@ -194,6 +284,7 @@ pub async fn start(cfg: TurnConfig) -> anyhow::Result<TurnHandle> {
 
     let (tx, rx) = mpsc::channel(QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
+    let metrics = Arc::new(TurnMetrics::default());
     let acceptor = tokio::spawn(accept_loop(tcp, tcp_addr, tx.clone()));
     let core = Core {
         server: Server::new(scfg),
@@ -204,12 +295,15 @@ pub async fn start(cfg: TurnConfig) -> anyhow::Result<TurnHandle> {
         relays: HashMap::new(),
         tcp: HashMap::new(),
         out: Vec::with_capacity(1500),
+        metrics: Arc::clone(&metrics),
     };
     let task = tokio::spawn(core.run(rx, stop_rx));
     tracing::info!(udp = %udp_addr.port(), tcp = %tcp_addr.port(), "TURN relay listening");
     Ok(TurnHandle {
         udp_addr,
         tcp_addr,
+        relay_ip,
+        metrics,
         shutdown: Some(stop_tx),
         core: task,
         acceptor,
@@ -230,6 +324,7 @@ struct Core {
     relays: HashMap<AllocId, Relay>,
     tcp: HashMap<FiveTuple, mpsc::Sender<Bytes>>,
     out: Vec<u8>,
+    metrics: Arc<TurnMetrics>,
 }
 
 impl Core {
@@ -262,10 +357,13 @@ impl Core {
                 }
             }
             self.drain_outputs();
+            self.metrics
+                .publish(self.server.allocation_count(), self.server.stats());
         }
         for (_, r) in self.relays.drain() {
             r.reader.abort();
         }
+        self.metrics.publish(0, self.server.stats());
     }
 
     fn drain_outputs(&mut self) {
@@ -488,4 +586,46 @@ async fn tcp_client(stream: TcpStream, five: FiveTuple, tx: mpsc::Sender<Event>)
     }
     writer.abort();
     let _ = tx.send(Event::TcpClosed { five }).await;
+}
+
+/// Starts what `config` asks for: the embedded relay (unless `turn_listen`
+/// is `off`) and the provider of ICE servers for the peers (embedded relay
+/// URLs, or `turn_urls` for an external TURN sharing the secret). `own` are
+/// the node's other listeners, which the relay must never reach.
+pub async fn from_config(
+    config: &crate::config::Config,
+    own: Vec<SocketAddr>,
+) -> anyhow::Result<(Option<TurnHandle>, Option<ice::IceProvider>)> {
+    if !config.turn_enabled() {
+        return Ok((None, None));
+    }
+    let secret = ice::load_or_create_secret(&config.turn_secret_path())?;
+    let handle = match config.turn_listen_addr() {
+        Some(listen) => Some(
+            start(TurnConfig {
+                listen,
+                relay_ip: config.turn_relay_ip,
+                secret: secret.bytes().to_vec(),
+                realm: config.turn_realm.clone(),
+                allow_peers: config.turn_allow_peer.clone(),
+                quotas: Quotas {
+                    max_allocations: config.turn_max_allocations,
+                    max_allocations_per_user: config.turn_max_allocations_per_user,
+                    bandwidth_per_allocation: config.turn_bandwidth_per_allocation,
+                    ..Quotas::default()
+                },
+                own_addrs: own,
+            })
+            .await
+            .context("turn_listen")?,
+        ),
+        None => None,
+    };
+    let urls = match (&handle, config.turn_urls.is_empty()) {
+        (Some(h), true) => {
+            ice::IceProvider::embedded_urls(SocketAddr::new(h.relay_ip, h.udp_addr.port()))
+        }
+        _ => config.turn_urls.clone(),
+    };
+    Ok((handle, Some(ice::IceProvider::new(secret, &urls))))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use telenode::client::{AgentEvent, ApiClient, CallOptions, EndCause, PatientLink, Seat};
-use telenode::config::Config;
+use telenode::config::{Config, TurnListen};
 use telenode::peer::{AudioSource, VideoSource};
 use telenode::server::Running;
 use telenode::store::{SqliteStore, Store};
@@ -32,12 +32,30 @@ impl Node {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Node {
-        let config = Config {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// A node whose TURN relay may relay to loopback peers (tests that
+    /// need relaying on 127.0.0.1 only).
+    pub async fn start_relaying() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_with(dir, |c| {
+            c.turn_allow_peer = vec!["127.0.0.0/8".parse().unwrap()];
+        })
+        .await
+    }
+
+    /// A node on ephemeral loopback ports (HTTP, operations, TURN), with
+    /// the TURN policy's defaults unless `adjust` changes them.
+    pub async fn start_with(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Node {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
+            turn_listen: TurnListen::Addr("127.0.0.1:0".parse().unwrap()),
             data_dir: dir.path().join("data"),
             ..Config::default()
         };
+        adjust(&mut config);
         let store = Arc::new(SqliteStore::open(&config.data_dir, &config.key_file()).unwrap());
         let running = telenode::server::start(config, store.clone() as Arc<dyn Store>)
             .await
@@ -84,6 +102,8 @@ pub fn call_options(ws_url: String, seat: Seat, link_key: LinkKey) -> CallOption
             fps: 30,
         },
         audio: AudioSource::Tone { hz: 440.0 },
+        force_relay: false,
+        media_tap: None,
     }
 }
 

@@ -263,6 +263,9 @@ pub struct Stats {
     pub over_quota: u64,
     /// Packets relayed, either direction.
     pub relayed_packets: u64,
+    /// Application bytes relayed (payloads, without TURN framing), either
+    /// direction.
+    pub relayed_bytes: u64,
     /// Packets dropped (no permission or channel, over bandwidth).
     pub dropped_packets: u64,
 }
@@ -465,6 +468,7 @@ impl Server {
             return ClientAction::Drop;
         }
         self.stats.relayed_packets += 1;
+        self.stats.relayed_bytes += cd.data.len() as u64;
         ClientAction::Relay {
             alloc: id,
             peer,
@@ -501,6 +505,7 @@ impl Server {
             return ClientAction::Drop;
         }
         self.stats.relayed_packets += 1;
+        self.stats.relayed_bytes += data.len() as u64;
         ClientAction::Relay {
             alloc: id,
             peer,
@@ -1031,6 +1036,7 @@ impl Server {
         match range {
             Some(r) => {
                 self.stats.relayed_packets += 1;
+                self.stats.relayed_bytes += len as u64;
                 Some((five, r))
             }
             None => {

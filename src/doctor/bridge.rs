@@ -1,0 +1,266 @@
+//! The runtime side of the window: one tokio task that owns the API client
+//! and the call agent, carries out the window's requests and reports back
+//! as [`NetEvent`]s. The window never blocks on the network.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::settings::{Settings, SettingsStore};
+use super::state::NetEvent;
+use crate::client::{AgentEvent, ApiClient, CallAgent, CallOptions, Seat};
+use crate::peer::{AudioSource, MediaTap, VideoSource};
+
+/// What the window asks of the runtime.
+pub(crate) enum Request {
+    Restore {
+        node: String,
+        login: String,
+        session: String,
+    },
+    SignIn {
+        node: String,
+        login: String,
+        password: String,
+    },
+    SignOut,
+    List,
+    NewConsultation {
+        tap: MediaTap,
+    },
+    Admit,
+    HangUp,
+    End(String),
+}
+
+/// Media settings of the doctor's calls.
+#[derive(Debug, Clone)]
+pub(crate) struct CallSetup {
+    pub bind_ip: Option<IpAddr>,
+    pub video: VideoSource,
+    pub force_relay: bool,
+}
+
+/// Where the bridge reports to: a channel the window drains, and a waker
+/// that makes the window repaint (and so drain it).
+pub(crate) struct Reporter {
+    pub tx: std::sync::mpsc::Sender<NetEvent>,
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Reporter {
+    fn send(&self, e: NetEvent) {
+        let _ = self.tx.send(e);
+        (self.wake)();
+    }
+}
+
+struct Bridge {
+    report: Reporter,
+    settings: Option<SettingsStore>,
+    setup: CallSetup,
+    api: Option<ApiClient>,
+    agent: Option<CallAgent>,
+    agent_events: Option<mpsc::UnboundedReceiver<AgentEvent>>,
+}
+
+/// Runs until the window drops its sender; hangs up a running call then.
+pub(crate) async fn run(
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    report: Reporter,
+    settings: Option<SettingsStore>,
+    setup: CallSetup,
+) {
+    let mut b = Bridge {
+        report,
+        settings,
+        setup,
+        api: None,
+        agent: None,
+        agent_events: None,
+    };
+    loop {
+        tokio::select! {
+            r = requests.recv() => match r {
+                Some(r) => b.handle(r).await,
+                None => break,
+            },
+            ev = recv_agent(&mut b.agent_events) => match ev {
+                Some(ev) => {
+                    let ended = matches!(ev, AgentEvent::Ended(_));
+                    b.report.send(NetEvent::Agent(ev));
+                    if ended {
+                        b.agent_events = None;
+                        if let Some(a) = b.agent.take() {
+                            a.join().await;
+                        }
+                    }
+                }
+                None => b.agent_events = None,
+            },
+        }
+    }
+    if let Some(agent) = b.agent.take() {
+        agent.hang_up();
+        let _ = tokio::time::timeout(Duration::from_secs(3), agent.join()).await;
+    }
+}
+
+async fn recv_agent(rx: &mut Option<mpsc::UnboundedReceiver<AgentEvent>>) -> Option<AgentEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Bridge {
+    async fn handle(&mut self, r: Request) {
+        match r {
+            Request::Restore {
+                node,
+                login,
+                session,
+            } => {
+                let api = match ApiClient::from_session(&node, &session) {
+                    Ok(a) => a,
+                    Err(e) => return self.report.send(NetEvent::SignInFailed(format!("{e:#}"))),
+                };
+                match api.consultations().await {
+                    Ok(list) => {
+                        self.api = Some(api);
+                        self.report.send(NetEvent::SignedIn { node, login });
+                        self.report.send(NetEvent::Consultations(list));
+                    }
+                    Err(e) => {
+                        let text = format!("{e:#}");
+                        tracing::debug!(error = %text, "saved session not usable");
+                        if text.contains("HTTP 401") || text.contains("HTTP 403") {
+                            self.forget_session();
+                            self.report.send(NetEvent::SessionMissing);
+                        } else {
+                            self.report.send(NetEvent::SignInFailed(format!(
+                                "Could not reach {node}: {text}"
+                            )));
+                        }
+                    }
+                }
+            }
+            Request::SignIn {
+                node,
+                login,
+                password,
+            } => match ApiClient::login(&node, &login, &password).await {
+                Ok(api) => {
+                    if let Some(s) = &self.settings {
+                        let saved = s
+                            .save(&Settings {
+                                node: api.base().to_owned(),
+                                login: login.clone(),
+                            })
+                            .and_then(|()| s.save_session(api.session()));
+                        if let Err(e) = saved {
+                            tracing::warn!(error = %format!("{e:#}"), "settings not saved");
+                        }
+                    }
+                    let node = api.base().to_owned();
+                    self.api = Some(api);
+                    self.report.send(NetEvent::SignedIn { node, login });
+                }
+                Err(e) => self
+                    .report
+                    .send(NetEvent::SignInFailed(format!("Sign-in failed: {e:#}"))),
+            },
+            Request::SignOut => {
+                if let Some(api) = self.api.take()
+                    && let Err(e) = api.logout().await
+                {
+                    tracing::debug!(error = %format!("{e:#}"), "logout");
+                }
+                self.forget_session();
+            }
+            Request::List => {
+                if let Some(api) = &self.api {
+                    match api.consultations().await {
+                        Ok(list) => self.report.send(NetEvent::Consultations(list)),
+                        Err(e) => self.report.send(NetEvent::Failed(format!(
+                            "Could not load the consultations: {e:#}"
+                        ))),
+                    }
+                }
+            }
+            Request::NewConsultation { tap } => {
+                if let Err(e) = self.new_consultation(tap).await {
+                    self.report.send(NetEvent::Failed(format!(
+                        "Could not start a consultation: {e:#}"
+                    )));
+                }
+            }
+            Request::Admit => {
+                if let Some(a) = &self.agent {
+                    a.admit();
+                }
+            }
+            Request::HangUp => {
+                if let Some(a) = &self.agent {
+                    a.hang_up();
+                }
+            }
+            Request::End(id) => {
+                if let Some(api) = &self.api {
+                    if let Err(e) = api.end(&id).await {
+                        self.report.send(NetEvent::Failed(format!(
+                            "Could not end the consultation: {e:#}"
+                        )));
+                    }
+                    if let Ok(list) = api.consultations().await {
+                        self.report.send(NetEvent::Consultations(list));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn new_consultation(&mut self, tap: MediaTap) -> anyhow::Result<()> {
+        anyhow::ensure!(self.agent.is_none(), "a consultation is already running");
+        let api = self
+            .api
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("not signed in"))?;
+        let link = api.new_consultation(None).await?;
+        let opts = CallOptions {
+            ws_url: api.ws_url(),
+            seat: Seat::Doctor {
+                consultation: link.consultation.id.clone(),
+                session: api.session().to_owned(),
+            },
+            link_key: link.link_key,
+            auto_admit: false,
+            call_duration: None,
+            setup_timeout: Duration::from_secs(30),
+            bind_ip: self.setup.bind_ip,
+            video: self.setup.video,
+            // No microphone support yet: a tone that the tap mutes to silence.
+            audio: AudioSource::Tone { hz: 440.0 },
+            force_relay: self.setup.force_relay,
+            media_tap: Some(tap),
+        };
+        let (agent, events) = CallAgent::start(opts).await?;
+        self.agent = Some(agent);
+        self.agent_events = Some(events);
+        self.report.send(NetEvent::ConsultationCreated {
+            id: link.consultation.id,
+            url: link.url,
+        });
+        Ok(())
+    }
+
+    fn forget_session(&self) {
+        if let Some(s) = &self.settings
+            && let Err(e) = s.forget_session()
+        {
+            tracing::warn!(error = %format!("{e:#}"), "session file not removed");
+        }
+    }
+}

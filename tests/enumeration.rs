@@ -1,0 +1,208 @@
+//! No enumeration: 10,000 random join tokens and 1,000 random logins all get
+//! one identical answer (or 429 once the limiter engages, which it must), and
+//! the answer takes as long for a token or login that exists as for one that
+//! does not. The timing figures are printed.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::Node;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// One join attempt: `Err(429)` when refused at the upgrade, else the first
+/// answer to the hello.
+async fn join(ws_url: &str, token: &str) -> Result<String, u16> {
+    let (mut ws, _) = match tokio_tungstenite::connect_async(ws_url).await {
+        Ok(v) => v,
+        Err(tungstenite::Error::Http(res)) => return Err(res.status().as_u16()),
+        Err(e) => panic!("connect: {e}"),
+    };
+    let hello = serde_json::json!({"v": 1, "type": "hello", "role": "patient", "token": token});
+    ws.send(Message::Text(hello.to_string().into()))
+        .await
+        .expect("send");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Ok(t.to_string()),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+}
+
+async fn login(client: &reqwest::Client, base: &str, login: &str, password: &str) -> (u16, String) {
+    let res = client
+        .post(format!("{base}/api/v1/login"))
+        .json(&serde_json::json!({"login": login, "password": password}))
+        .send()
+        .await
+        .expect("request");
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("body"))
+}
+
+fn random_token() -> String {
+    telenode::auth::b64u(&telenode::auth::random_bytes::<32>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_tokens_and_logins_get_one_answer_and_the_limiter_engages() {
+    let node = Node::start().await;
+    node.add_doctor("dr-enum", "Dr. Enum");
+
+    let mut answers = BTreeSet::new();
+    let mut limited = 0;
+    for _ in 0..10_000 {
+        match join(&node.ws_url(), &random_token()).await {
+            Ok(a) => {
+                answers.insert(a);
+            }
+            Err(429) => limited += 1,
+            Err(s) => panic!("unexpected status {s}"),
+        }
+    }
+    println!(
+        "10000 random join tokens: {} answered, {limited} refused with 429",
+        10_000 - limited
+    );
+    assert_eq!(answers.len(), 1, "one identical answer: {answers:?}");
+    assert!(answers.iter().all(|a| a.contains("bad_token")));
+    assert!(limited > 0, "the limiter engages");
+
+    let client = reqwest::Client::new();
+    let mut bodies = BTreeSet::new();
+    let mut limited = 0;
+    for i in 0..1_000 {
+        let name = if i % 2 == 0 {
+            "dr-enum".to_owned()
+        } else {
+            random_token()
+        };
+        match login(&client, &node.base, &name, &random_token()).await {
+            (401, body) => {
+                bodies.insert(body);
+            }
+            (429, _) => limited += 1,
+            (s, body) => panic!("unexpected {s}: {body}"),
+        }
+    }
+    println!(
+        "1000 random logins: {} answered 401, {limited} refused with 429",
+        1_000 - limited
+    );
+    assert_eq!(bodies.len(), 1, "one identical answer: {bodies:?}");
+    assert!(limited > 0, "the limiter engages");
+    node.stop().await;
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Median of each class and the measurement noise: the median absolute
+/// deviation of single requests from their class median, pooled over both
+/// classes (how much one request's time varies by itself).
+fn compare(name: &str, hits: &[Duration], misses: &[Duration]) -> (Duration, Duration, Duration) {
+    let (h, m) = (median(&mut hits.to_vec()), median(&mut misses.to_vec()));
+    let mut deviations: Vec<Duration> = hits
+        .iter()
+        .map(|d| d.abs_diff(h))
+        .chain(misses.iter().map(|d| d.abs_diff(m)))
+        .collect();
+    let noise = median(&mut deviations);
+    println!(
+        "{name}: median hit {:.3} ms, miss {:.3} ms, difference {:.3} ms, noise (MAD) {:.3} ms (n={}+{})",
+        h.as_secs_f64() * 1e3,
+        m.as_secs_f64() * 1e3,
+        h.abs_diff(m).as_secs_f64() * 1e3,
+        noise.as_secs_f64() * 1e3,
+        hits.len(),
+        misses.len()
+    );
+    (h, m, noise)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_and_unknown_tokens_and_logins_take_the_same_time() {
+    // Limits relaxed so that every attempt reaches the real check.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start_with(dir, |c| c.rate_limit_scale = 1000.0).await;
+    node.add_doctor("dr-timing", "Dr. Timing");
+    let api = telenode::client::ApiClient::login(&node.base, "dr-timing", common::PASSWORD)
+        .await
+        .expect("login");
+
+    // Tokens that exist but can no longer be used (ended consultations).
+    let mut known = Vec::new();
+    for _ in 0..20 {
+        let link = api.new_consultation(None).await.expect("consultation");
+        api.end(&link.consultation.id).await.expect("end");
+        let (_, token, _) = telenode::client::parse_link(&link.url).expect("link");
+        known.push(token);
+    }
+    let (mut hits, mut misses) = (Vec::new(), Vec::new());
+    let mut answers = BTreeSet::new();
+    for round in 0..300 {
+        for hit in [round % 2 == 0, round % 2 != 0] {
+            let token = if hit {
+                known[round % known.len()].clone()
+            } else {
+                random_token()
+            };
+            let started = Instant::now();
+            let answer = join(&node.ws_url(), &token).await.expect("not limited");
+            let took = started.elapsed();
+            answers.insert(answer);
+            if hit {
+                hits.push(took)
+            } else {
+                misses.push(took)
+            }
+        }
+    }
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let (h, m, noise) = compare("join tokens (ended vs unknown)", &hits, &misses);
+    assert!(
+        h.abs_diff(m) < noise,
+        "token timing differs beyond the noise"
+    );
+
+    // Logins: existing accounts with a wrong password against unknown logins,
+    // each tried once (the progressive delay counts per login).
+    for i in 0..24 {
+        node.add_doctor(&format!("dr-t{i}"), "Dr. T");
+    }
+    let client = reqwest::Client::new();
+    let (mut hits, mut misses) = (Vec::new(), Vec::new());
+    let mut bodies = BTreeSet::new();
+    for i in 0..24 {
+        for hit in [i % 2 == 0, i % 2 != 0] {
+            let name = if hit {
+                format!("dr-t{i}")
+            } else {
+                format!("nobody-{}", random_token())
+            };
+            let started = Instant::now();
+            let (status, body) = login(&client, &node.base, &name, "not the password").await;
+            let took = started.elapsed();
+            assert_eq!(status, 401);
+            bodies.insert(body);
+            if hit {
+                hits.push(took)
+            } else {
+                misses.push(took)
+            }
+        }
+    }
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let (h, m, noise) = compare("logins (existing vs unknown)", &hits, &misses);
+    assert!(
+        h.abs_diff(m) < noise,
+        "login timing differs beyond the noise"
+    );
+    node.stop().await;
+}
