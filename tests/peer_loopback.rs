@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use telenode::peer::{
-    AudioSource, CandidateKind, MediaStats, Peer, PeerEvent, PeerOptions, VideoSource,
+    AudioSource, CandidateKind, MediaStats, MediaTap, Peer, PeerEvent, PeerOptions, VideoFrame,
+    VideoSource,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -299,4 +300,59 @@ async fn ice_restart_keeps_media_flowing() {
     );
     a.close().await;
     b.close().await;
+}
+
+/// The tap a window reads: remote and self-view pictures arrive; camera off
+/// sends black pictures, mute keeps the audio stream flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_tap_shows_pictures_and_camera_off_sends_black() {
+    let (tap_a, tap_b) = (MediaTap::new(), MediaTap::new());
+    let opts = |tap: &MediaTap| PeerOptions {
+        tap: Some(tap.clone()),
+        ..loopback(
+            VideoSource::Synthetic {
+                width: 320,
+                height: 240,
+                fps: 30,
+            },
+            AudioSource::Tone { hz: 440.0 },
+        )
+    };
+    let pair = connect(opts(&tap_a), opts(&tap_b)).await;
+    let t0 = pair.t0;
+    wait_until("pictures in the tap", t0, || {
+        tap_b.latest_remote().is_some_and(|(n, _)| n > 10)
+    })
+    .await;
+    let (_, remote) = tap_b.latest_remote().expect("remote picture");
+    assert_eq!((remote.width, remote.height), (320, 240));
+    assert_eq!(remote.i420.len(), VideoFrame::i420_len(320, 240));
+    let luma_spread = |f: &VideoFrame| {
+        let y = &f.i420[..(f.width * f.height) as usize];
+        let (lo, hi) = (y.iter().min(), y.iter().max());
+        hi.copied().unwrap_or(0) - lo.copied().unwrap_or(0)
+    };
+    assert!(
+        luma_spread(&remote) > 100,
+        "the test pattern, not a flat picture"
+    );
+    let (_, own) = tap_a.latest_local().expect("self view");
+    assert!(luma_spread(&own) > 100);
+    assert_eq!(own.to_rgba().len(), 320 * 240 * 4);
+
+    tap_a.set_video_muted(true);
+    tap_a.set_audio_muted(true);
+    wait_until("black pictures", t0, || {
+        tap_b
+            .latest_remote()
+            .is_some_and(|(_, f)| f.i420[..320 * 240].iter().all(|&y| y <= 40))
+    })
+    .await;
+    let before = pair.answerer.stats().audio_packets_received;
+    wait_until("audio keeps flowing while muted", t0, || {
+        pair.answerer.stats().audio_packets_received > before + 20
+    })
+    .await;
+    pair.offerer.close().await;
+    pair.answerer.close().await;
 }

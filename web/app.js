@@ -354,6 +354,10 @@ async function handleMessage(msg, ws) {
     case 'sealed':
       return onSealed(msg);
     case 'admitted':
+      // The node hands relay credentials to a patient only once admitted.
+      if (Array.isArray(msg.ice_servers) && msg.ice_servers.length) {
+        S.iceServers = sanitizeIceServers(msg.ice_servers);
+      }
       return onAdmitted(false);
     case 'peer_joined':
       // The doctor (re)connected with a fresh receiver: new epoch from seq 0.

@@ -509,8 +509,13 @@ pub enum ServerMsg {
     },
     /// `patient_waiting` (doctor): a patient sits in the waiting room.
     PatientWaiting,
-    /// `admitted` (both): the doctor admitted the patient.
-    Admitted,
+    /// `admitted` (both): the doctor admitted the patient. Carries the
+    /// seat's STUN/TURN servers: a patient gets relay credentials only once
+    /// admitted.
+    Admitted {
+        /// STUN/TURN servers (empty when the node offers none).
+        ice_servers: Vec<IceServer>,
+    },
     /// `peer_joined`: the other seat (re)connected after admission.
     PeerJoined,
     /// `peer_left`: the other seat's connection went away.
@@ -539,7 +544,7 @@ impl ServerMsg {
         match self {
             ServerMsg::Welcome { .. } => "welcome",
             ServerMsg::PatientWaiting => "patient_waiting",
-            ServerMsg::Admitted => "admitted",
+            ServerMsg::Admitted { .. } => "admitted",
             ServerMsg::PeerJoined => "peer_joined",
             ServerMsg::PeerLeft => "peer_left",
             ServerMsg::Sealed(_) => "sealed",
@@ -571,7 +576,10 @@ impl fmt::Debug for ServerMsg {
                 .field("ice_servers", ice_servers)
                 .finish(),
             ServerMsg::PatientWaiting => f.write_str("PatientWaiting"),
-            ServerMsg::Admitted => f.write_str("Admitted"),
+            ServerMsg::Admitted { ice_servers } => f
+                .debug_struct("Admitted")
+                .field("ice_servers", ice_servers)
+                .finish(),
             ServerMsg::PeerJoined => f.write_str("PeerJoined"),
             ServerMsg::PeerLeft => f.write_str("PeerLeft"),
             ServerMsg::Sealed(env) => f.debug_tuple("Sealed").field(env).finish(),
@@ -772,7 +780,11 @@ pub fn decode_server(frame: &str) -> Result<ServerMsg, DecodeError> {
             }
         }
         "patient_waiting" => ServerMsg::PatientWaiting,
-        "admitted" => ServerMsg::Admitted,
+        "admitted" => {
+            f.ty = "admitted";
+            let ice_servers = f.ice_servers()?;
+            ServerMsg::Admitted { ice_servers }
+        }
         "peer_joined" => ServerMsg::PeerJoined,
         "peer_left" => ServerMsg::PeerLeft,
         "sealed" => {
@@ -1122,13 +1134,13 @@ pub fn encode_server(msg: &ServerMsg) -> String {
             .field("peer_present", *peer_present)
             .opt("resume", resume.as_ref())
             .ice_servers(ice_servers),
+        ServerMsg::Admitted { ice_servers } => obj.ice_servers(ice_servers),
         ServerMsg::Sealed(env) => obj.envelope(env),
         ServerMsg::Ended { reason } => obj.field("reason", reason.as_str()),
         ServerMsg::Error { code, message } => obj
             .field("code", code.as_str())
             .field("message", message.as_str()),
         ServerMsg::PatientWaiting
-        | ServerMsg::Admitted
         | ServerMsg::PeerJoined
         | ServerMsg::PeerLeft
         | ServerMsg::Pong => obj,
@@ -1234,7 +1246,9 @@ mod tests {
     fn all_server_messages_round_trip() {
         let mut msgs = vec![
             ServerMsg::PatientWaiting,
-            ServerMsg::Admitted,
+            ServerMsg::Admitted {
+                ice_servers: vec![],
+            },
             ServerMsg::PeerJoined,
             ServerMsg::PeerLeft,
             ServerMsg::Sealed(env()),

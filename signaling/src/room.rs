@@ -208,16 +208,20 @@ struct Conn {
     knocks: u32,
     /// Sent `connected` (its DTLS transport is up).
     connected: bool,
+    /// This seat's STUN/TURN servers; a patient receives them only once
+    /// admitted.
+    ice_servers: Vec<IceServer>,
 }
 
 impl Conn {
-    fn new(role: Role, now: Instant) -> Conn {
+    fn new(role: Role, now: Instant, ice_servers: Vec<IceServer>) -> Conn {
         Conn {
             role,
             last_input: now,
             tat: now,
             knocks: 0,
             connected: false,
+            ice_servers,
         }
     }
 
@@ -429,7 +433,8 @@ impl Room {
         if let Some(old) = self.doctor {
             self.kick(old, ErrorCode::Replaced);
         }
-        self.conns.insert(conn, Conn::new(Role::Doctor, now));
+        self.conns
+            .insert(conn, Conn::new(Role::Doctor, now, ice_servers.clone()));
         self.doctor = Some(conn);
         self.welcome(conn, Role::Doctor, None, ice_servers);
         if self.state == State::Waiting {
@@ -497,10 +502,18 @@ impl Room {
     }
 
     fn seat_patient(&mut self, now: Instant, conn: ConnId, ice_servers: Vec<IceServer>) {
-        self.conns.insert(conn, Conn::new(Role::Patient, now));
+        // Relay credentials only for an admitted patient; a waiting one gets
+        // them with `admitted`.
+        let now_servers = if self.state.is_admitted() {
+            ice_servers.clone()
+        } else {
+            Vec::new()
+        };
+        self.conns
+            .insert(conn, Conn::new(Role::Patient, now, ice_servers));
         self.patient = Some(conn);
         let resume = self.resume.as_ref().map(|r| r.to_string());
-        self.welcome(conn, Role::Patient, resume, ice_servers);
+        self.welcome(conn, Role::Patient, resume, now_servers);
     }
 
     fn welcome(
@@ -547,7 +560,12 @@ impl Room {
                 self.knock = None;
                 self.set_state(State::Admitted);
                 for seat in [self.doctor, self.patient].into_iter().flatten() {
-                    self.send(seat, ServerMsg::Admitted);
+                    let ice_servers = self
+                        .conns
+                        .get(&seat)
+                        .map(|c| c.ice_servers.clone())
+                        .unwrap_or_default();
+                    self.send(seat, ServerMsg::Admitted { ice_servers });
                 }
             }
             ClientMsg::Connected if self.state.is_admitted() => {
@@ -711,7 +729,7 @@ mod tests {
     #[test]
     fn gcra_allows_burst_then_rate() {
         let t0 = Instant::now();
-        let mut c = Conn::new(Role::Doctor, t0);
+        let mut c = Conn::new(Role::Doctor, t0, Vec::new());
         for _ in 0..3 {
             assert!(c.allow(t0, 10, 3));
         }
@@ -721,7 +739,7 @@ mod tests {
         assert!(c.allow(t1, 10, 3));
         assert!(!c.allow(t1, 10, 3));
         // Zero config values do not divide by zero.
-        let mut z = Conn::new(Role::Doctor, t0);
+        let mut z = Conn::new(Role::Doctor, t0, Vec::new());
         assert!(z.allow(t0, 0, 0));
         assert!(!z.allow(t0, 0, 0));
     }

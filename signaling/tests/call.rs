@@ -182,11 +182,15 @@ fn full_consultation_with_reconnect() {
     call.deliver(&mut [&mut doctor, &mut patient]);
     assert_eq!(
         read(&mut patient, &mut next_epoch).1,
-        vec![ServerMsg::Admitted]
+        vec![ServerMsg::Admitted {
+            ice_servers: vec![]
+        }]
     );
     assert_eq!(
         read(&mut doctor, &mut next_epoch).1,
-        vec![ServerMsg::Admitted]
+        vec![ServerMsg::Admitted {
+            ice_servers: vec![]
+        }]
     );
 
     // Offer / answer / candidates, sealed end to end.

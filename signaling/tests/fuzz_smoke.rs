@@ -247,7 +247,9 @@ fn server_seeds() -> Vec<Vec<u8>> {
             }],
         },
         ServerMsg::PatientWaiting,
-        ServerMsg::Admitted,
+        ServerMsg::Admitted {
+            ice_servers: vec![],
+        },
         ServerMsg::PeerJoined,
         ServerMsg::PeerLeft,
         ServerMsg::Sealed(envelope()),

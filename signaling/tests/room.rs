@@ -112,8 +112,18 @@ impl Harness {
             out,
             vec![
                 Output::StateChanged(State::Admitted),
-                send(d, ServerMsg::Admitted),
-                send(p, ServerMsg::Admitted),
+                send(
+                    d,
+                    ServerMsg::Admitted {
+                        ice_servers: vec![]
+                    }
+                ),
+                send(
+                    p,
+                    ServerMsg::Admitted {
+                        ice_servers: vec![]
+                    }
+                ),
             ]
         );
         (d, p, resume)
@@ -899,4 +909,47 @@ fn state_changes_are_reported_exactly_once_each() {
         states(&all),
         vec![State::Waiting, State::Admitted, State::InCall, State::Ended]
     );
+}
+
+/// The ICE servers (with relay credentials) of the seat's join, out of the
+/// outputs for `conn`.
+fn ice_of(outputs: &[Output], conn: ConnId) -> Vec<Vec<IceServer>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn: c,
+                msg: ServerMsg::Welcome { ice_servers, .. } | ServerMsg::Admitted { ice_servers },
+            } if *c == conn => Some(ice_servers.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn relay_credentials_reach_a_patient_only_once_admitted() {
+    let mut h = Harness::new();
+    let (d, out) = h.doctor();
+    assert_eq!(
+        ice_of(&out, d),
+        vec![vec![stun()]],
+        "the doctor gets them at once"
+    );
+    let (p, out) = h.patient(None);
+    assert_eq!(ice_of(&out, p), vec![vec![]], "a waiting patient gets none");
+    let out = h.send(d, ClientMsg::Admit);
+    assert_eq!(ice_of(&out, p), vec![vec![stun()]], "admission brings them");
+    assert_eq!(ice_of(&out, d), vec![vec![stun()]]);
+    // A patient resuming into an admitted consultation gets them in welcome.
+    let resume = "resume-2".to_owned();
+    let (p2, out) = h.patient(Some(&resume));
+    assert_eq!(ice_of(&out, p2), vec![vec![stun()]]);
+}
+
+fn stun() -> IceServer {
+    IceServer {
+        urls: vec!["stun:stun.example.org".into()],
+        username: None,
+        credential: None,
+    }
 }

@@ -517,7 +517,10 @@ impl Run {
                 }
                 Flow::Go
             }
-            ServerMsg::Admitted => {
+            ServerMsg::Admitted { ice_servers } => {
+                if !ice_servers.is_empty() {
+                    self.ice_servers = ice_servers;
+                }
                 // Anything sealed before admission may have been dropped by the
                 // node; a fresh epoch keeps the sequence without gaps.
                 self.new_epoch();

@@ -619,6 +619,8 @@ impl DoctorApp {
         } else {
             "No camera"
         };
+        let strip = Rect::from_min_max(Pos2::new(sv_rect.min.x, sv_rect.max.y - 18.0), sv_rect.max);
+        painter.rect_filled(strip, 0.0, Color32::from_black_alpha(160));
         painter.text(
             sv_rect.center_bottom() - Vec2::new(0.0, 4.0),
             Align2::CENTER_BOTTOM,
