@@ -592,16 +592,16 @@ impl SqliteStore {
         })
     }
 
-    /// The work of a found token, for a token that is not found: read and
-    /// open one real row, then forget it. Without it, an unknown token is
-    /// answered measurably faster than one that exists, and the timing would
-    /// tell which tokens exist (tests/enumeration.rs measures this).
-    fn decoy_lookup(&self, missing_index: &[u8]) {
-        // The neighbour of the missing key in the same index: the same index
-        // walk and table lookup as a hit, then the same unsealing.
+    /// Looks a join token up with the same work whether it exists or not:
+    /// one walk of the token index to the first row at or after the key (the
+    /// row itself on a hit, its neighbour on a miss), one unsealing of that
+    /// row, then the comparison. An unknown token is therefore not answered
+    /// faster than a known one, and the timing does not tell which tokens
+    /// exist (tests/enumeration.rs measures it).
+    fn token_row_constant_work(&self, index: &[u8]) -> Result<Option<Consultation>, StoreError> {
         let row = |sql: &str| {
             self.conn()
-                .query_row(sql, [missing_index], |r| {
+                .query_row(sql, [index], |r| {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
                         r.get::<_, Vec<u8>>(1)?,
@@ -611,23 +611,26 @@ impl SqliteStore {
                 })
                 .optional()
         };
-        let found = row(
+        let found = match row(
             "SELECT key, token_key, doctor_key, record FROM consultations \
-             WHERE token_key > ?1 ORDER BY token_key LIMIT 1",
-        )
-        .and_then(|r| match r {
-            Some(r) => Ok(Some(r)),
+             WHERE token_key >= ?1 ORDER BY token_key LIMIT 1",
+        )? {
+            Some(r) => Some(r),
+            // Past the last key (rare): the row before it does the work.
             None => row(
                 "SELECT key, token_key, doctor_key, record FROM consultations \
                  WHERE token_key < ?1 ORDER BY token_key DESC LIMIT 1",
-            ),
-        });
-        match found {
-            Ok(Some((k, t, d, rec))) => {
-                let _ = std::hint::black_box(self.consultation_row(&k, &t, &d, &rec));
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "decoy token lookup"),
+            )?,
+        };
+        let Some((k, t, d, rec)) = found else {
+            return Ok(None);
+        };
+        let opened = std::hint::black_box(self.consultation_row(&k, &t, &d, &rec));
+        if same(&t, index) {
+            opened.map(Some)
+        } else {
+            // A neighbour that fails to open is not this lookup's business.
+            Ok(None)
         }
     }
 
@@ -1103,10 +1106,7 @@ impl Store for SqliteStore {
         token_hash: &[u8; 32],
     ) -> Result<Option<Consultation>, StoreError> {
         let index = self.sealer.index(IDX_TOKEN, token_hash);
-        let c = self.query_consultation("token_key", &index)?;
-        if c.is_none() {
-            self.decoy_lookup(&index);
-        }
+        let c = self.token_row_constant_work(&index)?;
         // The sealed record must agree with the lookup (no swapped index).
         Ok(c.filter(|c| same(&c.token_hash, token_hash)))
     }
