@@ -182,3 +182,68 @@ fn systemd_unit_command_line_parses() {
         assert!(UNIT.contains(must), "unit has {must}");
     }
 }
+
+#[test]
+fn dockerfile_builds_in_one_stage_and_runs_unprivileged_in_another() {
+    let froms: Vec<&str> = DOCKERFILE
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(
+        froms.len(),
+        2,
+        "a build stage and a runtime stage: {froms:?}"
+    );
+    assert!(froms[0].ends_with(" AS build") && froms[1].ends_with(" AS runtime"));
+    let runtime = &DOCKERFILE[DOCKERFILE.find(froms[1]).expect("runtime stage")..];
+    // The runtime stage takes only the binary from the build stage.
+    let copies: Vec<&str> = runtime.lines().filter(|l| l.starts_with("COPY")).collect();
+    assert_eq!(
+        copies,
+        ["COPY --from=build /src/target/release/telenode /usr/local/bin/telenode"]
+    );
+    assert!(
+        runtime.lines().any(|l| l == "USER telenode"),
+        "runs as a non-root user"
+    );
+    assert!(
+        !runtime.contains("-dev"),
+        "no build packages in the runtime image"
+    );
+}
+
+#[test]
+fn runtime_image_has_every_library_the_binary_links() {
+    // Shared libraries of the binary (the same features as the release build)
+    // and the Debian package that ships each in the runtime stage.
+    let out = std::process::Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_telenode"))
+        .output()
+        .expect("ldd runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let base = [
+        "linux-vdso",
+        "ld-linux",
+        "libc.so",
+        "libm.so",
+        "libgcc_s.so",
+        "libpthread",
+        "libdl.so",
+        "librt.so",
+    ];
+    let packaged = [("libvpx.so.7", "libvpx7")];
+    for line in text.lines() {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        let lib = first.rsplit('/').next().unwrap_or_default();
+        if lib.is_empty() || base.iter().any(|b| lib.starts_with(b)) {
+            continue;
+        }
+        let Some((_, package)) = packaged.iter().find(|(l, _)| lib.starts_with(l)) else {
+            panic!("the binary links {lib}, which the runtime image does not install");
+        };
+        assert!(
+            DOCKERFILE.contains(package),
+            "runtime stage installs {package} for {lib}"
+        );
+    }
+}

@@ -115,13 +115,13 @@ impl Harness {
                 send(
                     d,
                     ServerMsg::Admitted {
-                        ice_servers: vec![]
+                        ice_servers: vec![stun()]
                     }
                 ),
                 send(
                     p,
                     ServerMsg::Admitted {
-                        ice_servers: vec![]
+                        ice_servers: vec![stun()]
                     }
                 ),
             ]
@@ -158,7 +158,9 @@ fn welcome_of(out: &[Output]) -> (Role, State, bool, Option<String>) {
                 ..
             } => {
                 assert_eq!(consultation, "cons-1");
-                assert_eq!(ice_servers.len(), 1);
+                // Relay credentials: the doctor always, a patient once admitted.
+                let expected = usize::from(*role == Role::Doctor || state.is_admitted());
+                assert_eq!(ice_servers.len(), expected, "{role:?} in {state:?}");
                 Some((*role, *state, *peer_present, resume.clone()))
             }
             _ => None,
@@ -240,11 +242,8 @@ fn doctor_first_gets_patient_waiting_when_patient_arrives() {
                     state: State::Waiting,
                     peer_present: true,
                     resume: Some("resume-2".into()),
-                    ice_servers: vec![IceServer {
-                        urls: vec!["stun:stun.example.org".into()],
-                        username: None,
-                        credential: None,
-                    }],
+                    // A waiting patient gets no relay credentials yet.
+                    ice_servers: vec![],
                 }
             ),
             send(d, ServerMsg::PatientWaiting),
