@@ -128,6 +128,16 @@ async fn native_peers_call_through_the_embedded_relay() {
         0.0
     );
     assert!(!after.contains("127.0.0.1"), "no addresses in metrics");
+    // Both peers reported a relayed path with `connected`.
+    assert_eq!(
+        metric(&after, "telenode_calls_connected_total{path=\"relay\"}"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        metric(&after, "telenode_calls_connected_total{path=\"direct\"}"),
+        0.0
+    );
 
     doctor.hang_up();
     assert_eq!(

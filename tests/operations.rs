@@ -87,7 +87,10 @@ async fn metrics_move_after_a_call_and_hold_no_personal_data() {
     assert_eq!(get(&format!("{admin}/readyz")).await.0, 200);
     let (_, before) = get(&format!("{admin}/metrics")).await;
     let before = parse_prometheus(&before);
-    assert_eq!(value(&before, "telenode_calls_connected_total"), 0.0);
+    assert_eq!(
+        value(&before, "telenode_calls_connected_total{path=\"direct\"}"),
+        0.0
+    );
 
     node.add_doctor("dr-metrik", "Dr. Metrik");
     let api = ApiClient::login(&node.base, "dr-metrik", common::PASSWORD)
@@ -125,7 +128,7 @@ async fn metrics_move_after_a_call_and_hold_no_personal_data() {
     assert_eq!(status, 200);
     let after = parse_prometheus(&text);
     assert_eq!(
-        value(&after, "telenode_calls_connected_total"),
+        value(&after, "telenode_calls_connected_total{path=\"direct\"}"),
         1.0,
         "{text}"
     );

@@ -377,6 +377,11 @@ async function handleMessage(msg, ws) {
   }
 }
 
+/** Tells the node the media is up, with the kind of path (aggregate metrics). */
+function sendConnected(path) {
+  sendPlain(path === 'direct' || path === 'relay' ? { type: 'connected', path } : { type: 'connected' });
+}
+
 async function onWelcome(msg) {
   if (typeof msg.consultation !== 'string' || !msg.consultation) {
     return showError('bad_request', 'errGeneric', true);
@@ -410,7 +415,7 @@ async function onWelcome(msg) {
     // Fresh TURN credentials for any ICE restart; tell the node we are
     // still connected, since this is a new connection.
     S.call.iceServers = S.iceServers;
-    if (S.call.isConnected) sendPlain({ type: 'connected' });
+    if (S.call.isConnected) sendConnected(S.call.path);
   }
 }
 
@@ -528,7 +533,7 @@ function enterCall() {
     localStream: S.local,
     send: (obj) => sendSealed(obj, false),
     onState: setConn,
-    onConnected: () => sendPlain({ type: 'connected' }),
+    onConnected: (path) => sendConnected(path),
     onNewPeer: () => {
       resetSas();
       $('remote-video').srcObject = null;

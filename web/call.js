@@ -28,7 +28,8 @@ export function sanitizeIceServers(list) {
 /**
  * One call with the doctor. Events (all optional):
  *   onState(s)         s: connecting | direct | relay | reconnecting | failed
- *   onConnected()      once each time the transport becomes connected
+ *   onConnected(path)  once each time the transport becomes connected;
+ *                      path: 'direct' | 'relay' | undefined
  *   onSas(code)        six digits, when both descriptions are set
  *   onRemoteStream(ms) the MediaStream to show, on a new remote track
  *   onNewPeer()        a new peer connection replaced the old one (SAS and video reset)
@@ -132,8 +133,8 @@ export class Call {
       if (!this.isConnected) {
         this.isConnected = true;
         this.wasConnected = true;
-        this.onConnected();
-        this._refreshPath();
+        // Report the connection with its path kind once the stats tell it.
+        this._refreshPath().then(() => this.onConnected(this.path));
         clearInterval(this.statsTimer);
         this.statsTimer = setInterval(() => this._refreshPath(), STATS_INTERVAL_MS);
       }
@@ -179,7 +180,10 @@ export class Call {
     } catch (_e) {
       /* no stats: report "direct" rather than nothing */
     }
-    if (pc === this.pc && this.isConnected) this._report(relay ? 'relay' : 'direct');
+    if (pc === this.pc && this.isConnected) {
+      this.path = relay ? 'relay' : 'direct';
+      this._report(this.path);
+    }
   }
 
   /** Adds every local track not yet sent; after the offer this reuses its transceivers. */

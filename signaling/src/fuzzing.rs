@@ -308,7 +308,7 @@ pub fn room(data: &[u8]) {
                 let msg = match arg % 9 {
                     0 => ClientMsg::Ping,
                     1 => ClientMsg::Admit,
-                    2 => ClientMsg::Connected,
+                    2 => ClientMsg::Connected { path: None },
                     3 => ClientMsg::End,
                     4 => ClientMsg::Leave,
                     5 => ClientMsg::Hello(Hello::Patient {

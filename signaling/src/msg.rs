@@ -53,6 +53,26 @@ const EXCERPT_CHARS: usize = 32;
 // Small enums
 // ---------------------------------------------------------------------------
 
+/// The kind of path a peer's media takes, as it reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaPath {
+    /// Host, server-reflexive or peer-reflexive candidates on both sides.
+    Direct,
+    /// Through a TURN relay.
+    Relay,
+}
+
+impl MediaPath {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaPath::Direct => "direct",
+            MediaPath::Relay => "relay",
+        }
+    }
+}
+
 /// A seat's role in a consultation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -439,8 +459,12 @@ pub enum ClientMsg {
     Sealed(SealedEnvelope),
     /// `admit` (doctor): let the waiting patient in.
     Admit,
-    /// `connected`: this side's DTLS transport is connected.
-    Connected,
+    /// `connected`: this side's DTLS transport is connected, with the kind of
+    /// path its media takes when known (aggregate metrics only).
+    Connected {
+        /// `direct` or `relay`.
+        path: Option<MediaPath>,
+    },
     /// `end` (doctor): end the consultation for both.
     End,
     /// `leave` (patient): free the patient seat.
@@ -456,7 +480,7 @@ impl ClientMsg {
             ClientMsg::Hello(_) => "hello",
             ClientMsg::Sealed(_) => "sealed",
             ClientMsg::Admit => "admit",
-            ClientMsg::Connected => "connected",
+            ClientMsg::Connected { .. } => "connected",
             ClientMsg::End => "end",
             ClientMsg::Leave => "leave",
             ClientMsg::Ping => "ping",
@@ -737,7 +761,16 @@ pub fn decode_client(frame: &str) -> Result<ClientMsg, DecodeError> {
             ClientMsg::Sealed(f.envelope()?)
         }
         "admit" => ClientMsg::Admit,
-        "connected" => ClientMsg::Connected,
+        "connected" => {
+            f.ty = "connected";
+            let path = match f.opt_str("path")?.as_deref() {
+                None => None,
+                Some("direct") => Some(MediaPath::Direct),
+                Some("relay") => Some(MediaPath::Relay),
+                Some(_) => return Err(f.invalid("path", "\"direct\" or \"relay\"")),
+            };
+            ClientMsg::Connected { path }
+        }
         "end" => ClientMsg::End,
         "leave" => ClientMsg::Leave,
         "ping" => ClientMsg::Ping,
@@ -1107,11 +1140,11 @@ pub fn encode_client(msg: &ClientMsg) -> String {
             .field("consultation", consultation.as_str())
             .field("session", session.as_str()),
         ClientMsg::Sealed(env) => obj.envelope(env),
-        ClientMsg::Admit
-        | ClientMsg::Connected
-        | ClientMsg::End
-        | ClientMsg::Leave
-        | ClientMsg::Ping => obj,
+        ClientMsg::Connected { path } => match path {
+            Some(p) => obj.field("path", p.as_str()),
+            None => obj,
+        },
+        ClientMsg::Admit | ClientMsg::End | ClientMsg::Leave | ClientMsg::Ping => obj,
     }
     .finish()
 }
@@ -1232,7 +1265,10 @@ mod tests {
             }),
             ClientMsg::Sealed(env()),
             ClientMsg::Admit,
-            ClientMsg::Connected,
+            ClientMsg::Connected { path: None },
+            ClientMsg::Connected {
+                path: Some(MediaPath::Relay),
+            },
             ClientMsg::End,
             ClientMsg::Leave,
             ClientMsg::Ping,

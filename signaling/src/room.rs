@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 
 use crate::creds::ct_eq;
 use crate::msg::{
-    ClientMsg, EndReason, ErrorCode, IceServer, Role, SealedEnvelope, ServerMsg, State,
+    ClientMsg, EndReason, ErrorCode, IceServer, MediaPath, Role, SealedEnvelope, ServerMsg, State,
 };
 
 /// The runtime's handle for one WebSocket connection. The runtime must not
@@ -211,6 +211,8 @@ struct Conn {
     /// This seat's STUN/TURN servers; a patient receives them only once
     /// admitted.
     ice_servers: Vec<IceServer>,
+    /// The media path the seat reported with `connected`.
+    path: Option<MediaPath>,
 }
 
 impl Conn {
@@ -222,6 +224,7 @@ impl Conn {
             knocks: 0,
             connected: false,
             ice_servers,
+            path: None,
         }
     }
 
@@ -308,6 +311,23 @@ impl Room {
     }
 
     /// The current state.
+    /// The path of the call's media as the seats reported it: `Relay` if
+    /// either side goes through a relay, `Direct` if both report direct,
+    /// `None` when unknown.
+    pub fn media_path(&self) -> Option<MediaPath> {
+        let paths: Vec<Option<MediaPath>> = [self.doctor, self.patient]
+            .into_iter()
+            .map(|id| id.and_then(|id| self.conns.get(&id)).and_then(|c| c.path))
+            .collect();
+        if paths.contains(&Some(MediaPath::Relay)) {
+            Some(MediaPath::Relay)
+        } else if paths.iter().all(|p| *p == Some(MediaPath::Direct)) {
+            Some(MediaPath::Direct)
+        } else {
+            None
+        }
+    }
+
     pub fn state(&self) -> State {
         self.state
     }
@@ -568,9 +588,10 @@ impl Room {
                     self.send(seat, ServerMsg::Admitted { ice_servers });
                 }
             }
-            ClientMsg::Connected if self.state.is_admitted() => {
+            ClientMsg::Connected { path } if self.state.is_admitted() => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.connected = true;
+                    c.path = path;
                 }
                 let connected = |id: Option<ConnId>| {
                     id.and_then(|id| self.conns.get(&id))
@@ -594,7 +615,7 @@ impl Room {
             }
             ClientMsg::Hello(_)
             | ClientMsg::Admit
-            | ClientMsg::Connected
+            | ClientMsg::Connected { .. }
             | ClientMsg::End
             | ClientMsg::Leave => self.send(conn, ErrorCode::Unexpected.to_server_msg()),
         }

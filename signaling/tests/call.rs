@@ -228,8 +228,8 @@ fn full_consultation_with_reconnect() {
     );
     assert_eq!(doctor_view, patient_view);
 
-    call.send(&doctor, &ClientMsg::Connected);
-    call.send(&patient, &ClientMsg::Connected);
+    call.send(&doctor, &ClientMsg::Connected { path: None });
+    call.send(&patient, &ClientMsg::Connected { path: None });
     let other = call.deliver(&mut [&mut doctor, &mut patient]);
     assert_eq!(other, vec![Output::StateChanged(State::InCall)]);
 

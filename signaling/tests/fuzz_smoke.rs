@@ -222,7 +222,7 @@ fn client_seeds() -> Vec<Vec<u8>> {
         }),
         ClientMsg::Sealed(envelope()),
         ClientMsg::Admit,
-        ClientMsg::Connected,
+        ClientMsg::Connected { path: None },
         ClientMsg::End,
         ClientMsg::Leave,
         ClientMsg::Ping,

@@ -292,8 +292,8 @@ fn third_participant_refused_with_seat_taken() {
 fn reconnect_with_resume_replaces_old_connection_and_keeps_admission() {
     let mut h = Harness::new();
     let (d, p, resume) = h.admitted();
-    h.send(d, ClientMsg::Connected);
-    h.send(p, ClientMsg::Connected);
+    h.send(d, ClientMsg::Connected { path: None });
+    h.send(p, ClientMsg::Connected { path: None });
     assert_eq!(h.room.state(), State::InCall);
 
     let (p2, out) = h.patient(Some(&resume));
@@ -360,8 +360,8 @@ fn dropped_patient_returns_with_resume_and_keeps_admission() {
 fn new_device_without_resume_goes_back_to_waiting() {
     let mut h = Harness::new();
     let (d, p, old_resume) = h.admitted();
-    h.send(d, ClientMsg::Connected);
-    h.send(p, ClientMsg::Connected);
+    h.send(d, ClientMsg::Connected { path: None });
+    h.send(p, ClientMsg::Connected { path: None });
     assert_eq!(h.room.state(), State::InCall);
     assert_eq!(h.closed(p), vec![send(d, ServerMsg::PeerLeft)]);
 
@@ -378,9 +378,9 @@ fn new_device_without_resume_goes_back_to_waiting() {
     let out = h.send(d, ClientMsg::Admit);
     assert_eq!(states(&out), vec![State::Admitted]);
     // The doctor's earlier `connected` belonged to the old call.
-    h.send(p2, ClientMsg::Connected);
+    h.send(p2, ClientMsg::Connected { path: None });
     assert_eq!(h.room.state(), State::Admitted);
-    let out = h.send(d, ClientMsg::Connected);
+    let out = h.send(d, ClientMsg::Connected { path: None });
     assert_eq!(states(&out), vec![State::InCall]);
 
     // The old device's secret is dead.
@@ -537,15 +537,15 @@ fn admit_then_connected_from_both_is_in_call() {
         vec![send(d, ServerMsg::Sealed(knock(5)))]
     );
     // One side connected is not a call yet, and repeating it changes nothing.
-    assert_eq!(h.send(d, ClientMsg::Connected), vec![]);
-    assert_eq!(h.send(d, ClientMsg::Connected), vec![]);
+    assert_eq!(h.send(d, ClientMsg::Connected { path: None }), vec![]);
+    assert_eq!(h.send(d, ClientMsg::Connected { path: None }), vec![]);
     assert_eq!(h.room.state(), State::Admitted);
     assert_eq!(
-        h.send(p, ClientMsg::Connected),
+        h.send(p, ClientMsg::Connected { path: None }),
         vec![Output::StateChanged(State::InCall)]
     );
     assert_eq!(
-        h.send(p, ClientMsg::Connected),
+        h.send(p, ClientMsg::Connected { path: None }),
         vec![],
         "no second StateChanged"
     );
@@ -813,8 +813,14 @@ fn unexpected_messages_are_refused_without_closing() {
     assert_eq!(h.send(d, ClientMsg::Leave), unexpected(d));
     // Wrong state.
     assert_eq!(h.send(d, sealed(0)), unexpected(d));
-    assert_eq!(h.send(p, ClientMsg::Connected), unexpected(p));
-    assert_eq!(h.send(d, ClientMsg::Connected), unexpected(d));
+    assert_eq!(
+        h.send(p, ClientMsg::Connected { path: None }),
+        unexpected(p)
+    );
+    assert_eq!(
+        h.send(d, ClientMsg::Connected { path: None }),
+        unexpected(d)
+    );
     // A second hello.
     let hello = ClientMsg::Hello(Hello::Patient {
         token: "t".into(),
@@ -900,8 +906,8 @@ fn state_changes_are_reported_exactly_once_each() {
     let (d, out) = h.doctor();
     all.extend(out);
     all.extend(h.send(d, ClientMsg::Admit));
-    all.extend(h.send(d, ClientMsg::Connected));
-    all.extend(h.send(p, ClientMsg::Connected));
+    all.extend(h.send(d, ClientMsg::Connected { path: None }));
+    all.extend(h.send(p, ClientMsg::Connected { path: None }));
     all.extend(h.closed(p));
     all.extend(h.send(d, ClientMsg::End));
     assert_eq!(
@@ -951,4 +957,34 @@ fn stun() -> IceServer {
         username: None,
         credential: None,
     }
+}
+
+#[test]
+fn the_call_path_is_relay_if_either_side_relays() {
+    use telenode_signaling::msg::MediaPath;
+    let mut h = Harness::new();
+    let (d, p, _) = h.admitted();
+    assert_eq!(h.room.media_path(), None);
+    h.send(
+        d,
+        ClientMsg::Connected {
+            path: Some(MediaPath::Direct),
+        },
+    );
+    assert_eq!(h.room.media_path(), None, "one side unknown");
+    h.send(
+        p,
+        ClientMsg::Connected {
+            path: Some(MediaPath::Relay),
+        },
+    );
+    assert_eq!(h.room.state(), State::InCall);
+    assert_eq!(h.room.media_path(), Some(MediaPath::Relay));
+    h.send(
+        p,
+        ClientMsg::Connected {
+            path: Some(MediaPath::Direct),
+        },
+    );
+    assert_eq!(h.room.media_path(), Some(MediaPath::Direct));
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use telenode_signaling::msg::{
-    self, ClientMsg, EndReason, ErrorCode, Hello, IceServer, Role, ServerMsg,
+    self, ClientMsg, EndReason, ErrorCode, Hello, IceServer, MediaPath, Role, ServerMsg,
 };
 use telenode_signaling::sas;
 use telenode_signaling::seal::{Direction, LinkKey, Opener, Payload, Sealer};
@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::auth::random_bytes;
 use crate::peer::{
-    AudioSource, CandidateInit, IceServerConfig, MediaStats, MediaTap, Peer, PeerEvent,
-    PeerOptions, VideoSource,
+    AudioSource, CandidateInit, CandidateKind, IceServerConfig, MediaStats, MediaTap, Peer,
+    PeerEvent, PeerOptions, VideoSource,
 };
 
 /// Which seat the agent takes, with its credentials.
@@ -761,7 +761,12 @@ impl Run {
                 self.setup_deadline = None;
                 if self.connected_at.is_none() {
                     self.connected_at = Some(Instant::now());
-                    self.outbox.push(ClientMsg::Connected);
+                    let path = if local == CandidateKind::Relay || remote == CandidateKind::Relay {
+                        MediaPath::Relay
+                    } else {
+                        MediaPath::Direct
+                    };
+                    self.outbox.push(ClientMsg::Connected { path: Some(path) });
                 }
                 self.emit(AgentEvent::Connected {
                     local_candidate: local.to_string(),

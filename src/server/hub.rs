@@ -292,6 +292,9 @@ impl HubTask {
                     tracing::info!(consultation = %log_tag(consultation), state = state.as_str(), "state");
                     let old = self.states.insert(consultation.to_owned(), state);
                     self.metrics.room_state(old, Some(state));
+                    if state == State::InCall && old != Some(State::InCall) {
+                        self.metrics.call_connected(room.media_path());
+                    }
                     let started = std::time::Instant::now();
                     if let Err(e) =
                         self.store

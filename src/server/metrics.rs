@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use telenode_signaling::msg::{ErrorCode, State};
+use telenode_signaling::msg::{ErrorCode, MediaPath, State};
 
 const STATES: [State; 6] = [
     State::Created,
@@ -28,8 +28,8 @@ const STORE_BUCKETS: [f64; 10] = [
 pub struct Metrics {
     /// Live rooms by state, kept by the hub.
     rooms_by_state: [AtomicI64; 6],
-    /// State changes into `in_call`.
-    calls_connected: AtomicU64,
+    /// State changes into `in_call`, by media path: direct, relay, unknown.
+    calls_connected: [AtomicU64; 3],
     consultations_created: AtomicU64,
     signalling_connections: AtomicI64,
     logins_ok: AtomicU64,
@@ -68,10 +68,17 @@ impl Metrics {
         }
         if let Some(n) = new {
             self.rooms_by_state[state_index(n)].fetch_add(1, Ordering::Relaxed);
-            if n == State::InCall && old != Some(State::InCall) {
-                self.calls_connected.fetch_add(1, Ordering::Relaxed);
-            }
         }
+    }
+
+    /// A consultation reached `in_call`; `path` as its peers reported it.
+    pub fn call_connected(&self, path: Option<MediaPath>) {
+        let i = match path {
+            Some(MediaPath::Direct) => 0,
+            Some(MediaPath::Relay) => 1,
+            None => 2,
+        };
+        self.calls_connected[i].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn consultation_created(&self) {
@@ -154,13 +161,20 @@ impl Metrics {
                 s.as_str()
             );
         }
-        let simple: [(&str, &str, &str, u64); 3] = [
-            (
-                "telenode_calls_connected_total",
-                "counter",
-                "Consultations whose two peers reported their media connected.",
-                load(&self.calls_connected),
-            ),
+        family(
+            &mut out,
+            "telenode_calls_connected_total",
+            "counter",
+            "Consultations whose two peers reported their media connected, by path (relay if either side relays).",
+        );
+        for (i, path) in ["direct", "relay", "unknown"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "telenode_calls_connected_total{{path=\"{path}\"}} {}",
+                load(&self.calls_connected[i])
+            );
+        }
+        let simple: [(&str, &str, &str, u64); 2] = [
             (
                 "telenode_consultations_created_total",
                 "counter",
@@ -316,11 +330,13 @@ mod tests {
         m.room_state(None, Some(State::Created));
         m.room_state(Some(State::Created), Some(State::Waiting));
         m.room_state(Some(State::Waiting), Some(State::InCall));
+        m.call_connected(Some(MediaPath::Relay));
         m.room_state(Some(State::InCall), None);
         let text = m.render();
         assert!(text.contains("telenode_consultations{state=\"in_call\"} 0"));
         assert!(text.contains("telenode_consultations{state=\"created\"} 0"));
-        assert!(text.contains("telenode_calls_connected_total 1"));
+        assert!(text.contains("telenode_calls_connected_total{path=\"relay\"} 1"));
+        assert!(text.contains("telenode_calls_connected_total{path=\"direct\"} 0"));
     }
 
     #[test]
