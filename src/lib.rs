@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod doctor;
 pub mod peer;
+pub mod secret_file;
 pub mod server;
 pub mod store;
 pub mod turn;

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Node;
-use common::browser::{Chromium, READ_STATS, eval, wait_true};
+use common::browser::{Chromium, READ_STATS, eval, join_as_patient, wait_true};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -55,38 +55,7 @@ async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
     let chromium = Chromium::launch().await;
     let page = chromium.page().await;
     let opened = Instant::now();
-    page.goto(url.as_str()).await.expect("page opens");
-
-    // The pre-call check, consent and name, through the page's controls.
-    assert!(
-        wait_true(
-            &page,
-            "!!document.querySelector('#btn-join')",
-            Duration::from_secs(10)
-        )
-        .await
-    );
-    page.find_element("#consent")
-        .await
-        .expect("consent")
-        .click()
-        .await
-        .expect("tick");
-    page.find_element("#display-name")
-        .await
-        .expect("name field")
-        .click()
-        .await
-        .expect("focus")
-        .type_str("Erika M.")
-        .await
-        .expect("type");
-    page.find_element("#btn-join")
-        .await
-        .expect("join")
-        .click()
-        .await
-        .expect("click");
+    join_as_patient(&page, &url, "Erika M.").await;
 
     // The doctor sees the patient and the name they typed, admits, connects.
     let mut knock_name = None;

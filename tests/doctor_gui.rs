@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Node;
-use common::browser::{Chromium, eval, wait_true};
+use common::browser::{Chromium, eval, join_as_patient};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -214,36 +214,7 @@ async fn doctor_window_admits_a_browser_patient_and_shows_their_video() {
     // The patient, in Chromium, through the page's controls.
     let chromium = Chromium::launch().await;
     let page = chromium.page().await;
-    page.goto(url.as_str()).await.expect("page opens");
-    assert!(
-        wait_true(
-            &page,
-            "!!document.querySelector('#btn-join')",
-            Duration::from_secs(10)
-        )
-        .await
-    );
-    page.find_element("#consent")
-        .await
-        .expect("consent")
-        .click()
-        .await
-        .expect("tick");
-    page.find_element("#display-name")
-        .await
-        .expect("name field")
-        .click()
-        .await
-        .expect("focus")
-        .type_str("Erika M.")
-        .await
-        .expect("type");
-    page.find_element("#btn-join")
-        .await
-        .expect("join")
-        .click()
-        .await
-        .expect("click");
+    join_as_patient(&page, &url, "Erika M.").await;
 
     // The window shows the waiting room with the name, admits (scripted
     // click), connects and draws the patient's video.

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::process::{NodeProcess, free_port};
 use common::{Node, call_options, wait_end, wait_for};
 use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Seat, parse_link, ws_url};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 const PATIENT_NAME: &str = "Martha Metrik";
@@ -173,13 +172,6 @@ fn latest_frames(events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>) 
     last
 }
 
-async fn free_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// Sends SIGTERM to a child process (through kill(1): no unsafe here).
 async fn sigterm(pid: u32) {
     let ok = Command::new("kill")
@@ -194,67 +186,9 @@ async fn sigterm(pid: u32) {
 async fn sigterm_during_a_call_exits_in_time_and_the_media_keeps_flowing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let exe = env!("CARGO_BIN_EXE_telenode");
-    let mut add = Command::new(exe)
-        .args(["admin", "--data-dir"])
-        .arg(&data)
-        .args([
-            "doctor",
-            "add",
-            "--login",
-            "dr-term",
-            "--display-name",
-            "Dr. Term",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("admin");
-    let mut stdin = add.stdin.take().expect("stdin");
-    stdin
-        .write_all(format!("{}\n", common::PASSWORD).as_bytes())
-        .await
-        .expect("write");
-    drop(stdin);
-    assert!(add.wait().await.expect("admin").success());
-
-    let start_node = |port: u16, admin_port: u16| {
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args([
-                "--admin-listen",
-                &format!("127.0.0.1:{admin_port}"),
-                "--turn-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(&data)
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts");
-        let stderr = child.stderr.take().expect("stderr");
-        (child, stderr)
-    };
-    let wait_listening = |stderr| async move {
-        let mut lines = BufReader::new(stderr).lines();
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-                .await
-                .expect("node starts in time")
-                .expect("read")
-                .expect("node running");
-            if line.contains("listening") {
-                // Keep draining the pipe so the node never blocks on it.
-                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                return;
-            }
-        }
-    };
+    common::process::admin_add_doctor(&data, "dr-term", "Dr. Term").await;
     let (port, admin_port) = (free_port().await, free_port().await);
-    let (mut node, stderr) = start_node(port, admin_port);
-    wait_listening(stderr).await;
+    let mut node = NodeProcess::start(&data, port, admin_port, &[], "info").await;
     let base = format!("http://127.0.0.1:{port}");
 
     let api = ApiClient::login(&base, "dr-term", common::PASSWORD)
@@ -279,12 +213,12 @@ async fn sigterm_during_a_call_exits_in_time_and_the_media_keeps_flowing() {
         .expect("patient media");
 
     // SIGTERM: the node must be gone within its shutdown bound.
-    let pid = node.id().expect("pid");
+    let pid = node.child.id().expect("pid");
     let sent = Instant::now();
     sigterm(pid).await;
     let status = tokio::time::timeout(
         telenode::server::SHUTDOWN_GRACE + Duration::from_secs(3),
-        node.wait(),
+        node.child.wait(),
     )
     .await
     .expect("node exits within its shutdown bound")
@@ -317,8 +251,7 @@ async fn sigterm_during_a_call_exits_in_time_and_the_media_keeps_flowing() {
 
     // The node comes back on the same data: the store is consistent, the
     // agents reconnect their signalling, and the peers hang up normally.
-    let (mut node, stderr) = start_node(port, admin_port);
-    wait_listening(stderr).await;
+    let mut node = NodeProcess::start(&data, port, admin_port, &[], "info").await;
     let ready = get(&format!("http://127.0.0.1:{admin_port}/readyz")).await;
     assert_eq!(ready.0, 200, "{ready:?}");
     let listed = api
@@ -360,5 +293,5 @@ async fn sigterm_during_a_call_exits_in_time_and_the_media_keeps_flowing() {
     );
     doctor.join().await;
     patient.join().await;
-    let _ = node.start_kill();
+    let _ = node.child.start_kill();
 }

@@ -4,98 +4,30 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::process::free_port;
 use common::{call_options, wait_end, wait_for};
 use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Seat, parse_link, ws_url};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 
 const PATIENT_NAME: &str = "Zacharias Privatperson";
-
-async fn free_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_log_holds_no_secrets_addresses_or_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let exe = env!("CARGO_BIN_EXE_telenode");
 
-    let mut add = Command::new(exe)
-        .args(["admin", "--data-dir"])
-        .arg(&data)
-        .args([
-            "doctor",
-            "add",
-            "--login",
-            "dr-quiet",
-            "--display-name",
-            "Dr. Quiet",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("admin runs");
-    let mut stdin = add.stdin.take().expect("stdin");
-    stdin
-        .write_all(format!("{}\n", common::PASSWORD).as_bytes())
-        .await
-        .expect("write");
-    drop(stdin);
-    assert!(add.wait().await.expect("admin").success());
-
-    let port = free_port().await;
-    let listen = format!("127.0.0.1:{port}");
-    let admin_listen = format!("127.0.0.1:{}", free_port().await);
-    let mut node = Command::new(exe)
-        .args([
-            "serve",
-            "--listen",
-            &listen,
-            "--admin-listen",
-            &admin_listen,
-            // The relay runs (and may relay on loopback) so its logs are
-            // checked too.
-            "--turn-listen",
-            "127.0.0.1:0",
-            "--turn-allow-peer",
-            "127.0.0.0/8",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let mut stderr = BufReader::new(node.stderr.take().expect("stderr")).lines();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = log.clone();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut ready = Some(ready_tx);
-        while let Ok(Some(line)) = stderr.next_line().await {
-            if line.contains("listening")
-                && let Some(tx) = ready.take()
-            {
-                let _ = tx.send(());
-            }
-            let mut l = sink.lock().expect("lock");
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(20), ready_rx)
-        .await
-        .expect("node listens in time")
-        .expect("node started");
+    common::process::admin_add_doctor(&data, "dr-quiet", "Dr. Quiet").await;
+    // The relay runs (and may relay on loopback) so its logs are checked too.
+    let node = common::process::NodeProcess::start(
+        &data,
+        free_port().await,
+        free_port().await,
+        &["--turn-allow-peer", "127.0.0.0/8"],
+        "debug",
+    )
+    .await;
+    let (listen, admin_listen) = (node.listen.clone(), node.admin_listen.clone());
 
     let base = format!("http://{listen}");
     let api = ApiClient::login(&base, "dr-quiet", common::PASSWORD)
@@ -132,10 +64,11 @@ async fn node_log_holds_no_secrets_addresses_or_names() {
     patient.join().await;
     api.logout().await.expect("logout");
 
-    let _ = node.start_kill();
-    let _ = node.wait().await;
+    let mut child = node.child;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let log = log.lock().expect("lock").clone();
+    let log = node.log.lock().expect("lock").clone();
     assert!(log.contains("state"), "the node did log the call:\n{log}");
 
     let forbidden = [

@@ -1,7 +1,6 @@
 //! The master key file: created once with mode 0600, refused when others can
 //! read it, replaced atomically on rotation.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
@@ -35,32 +34,13 @@ pub fn load(path: &Path) -> Result<Option<MasterKey>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(key_err(e.to_string())),
     };
-    check_private(&meta).map_err(key_err)?;
+    crate::secret_file::check_private(&meta, "rotate the key").map_err(key_err)?;
     let text = std::fs::read_to_string(path).map_err(|e| key_err(e.to_string()))?;
     MasterKey::from_file_text(&text)
         .map(Some)
         .map_err(|e| key_err(e.to_string()))
 }
 
-#[cfg(unix)]
-fn check_private(meta: &std::fs::Metadata) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "mode {mode:04o} lets other users read it; chmod 600 it (and rotate the key \
-             if it may have been read)"
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_meta: &std::fs::Metadata) -> Result<(), String> {
-    Ok(())
-}
-
-/// Writes `key` to a new file at `path` (mode 0600, synced); fails if it exists.
 pub fn create(path: &Path, key: &MasterKey) -> Result<(), StoreError> {
     write(path, key, true)
 }
@@ -79,50 +59,17 @@ pub fn commit_pending(path: &Path) -> Result<(), StoreError> {
         path: path.to_owned(),
         reason: format!("renaming {}: {e}", pending.display()),
     })?;
-    sync_parent(path);
+    crate::secret_file::sync_parent(path);
     Ok(())
 }
 
 fn write(path: &Path, key: &MasterKey, create_new: bool) -> Result<(), StoreError> {
-    let key_err = |e: std::io::Error| StoreError::KeyFile {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(key_err)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if create_new {
-        options.create_new(true);
-    } else {
-        options.create(true).truncate(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(key_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(key_err)?;
-    }
-    f.write_all(key.to_file_text().as_bytes())
-        .map_err(key_err)?;
-    f.sync_all().map_err(key_err)?;
-    sync_parent(path);
-    Ok(())
-}
-
-fn sync_parent(path: &Path) {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-        && let Ok(dir) = std::fs::File::open(parent)
-    {
-        let _ = dir.sync_all();
-    }
+    crate::secret_file::write_private(path, &key.to_file_text(), create_new).map_err(|e| {
+        StoreError::KeyFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }
+    })
 }
 
 #[cfg(test)]

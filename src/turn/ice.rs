@@ -2,7 +2,6 @@
 //! relay (embedded or an external coturn) and fresh TURN REST credentials
 //! minted from it for each authenticated signalling seat.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +53,7 @@ pub fn load_or_create_secret(path: &Path) -> Result<TurnSecret, SecretError> {
         reason,
     };
     match std::fs::metadata(path) {
-        Ok(meta) => check_private(&meta).map_err(err)?,
+        Ok(meta) => crate::secret_file::check_private(&meta, "replace the secret").map_err(err)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             create(path).map_err(|e| err(format!("creating: {e}")))?;
             tracing::info!("created a new TURN secret file");
@@ -72,41 +71,9 @@ pub fn load_or_create_secret(path: &Path) -> Result<TurnSecret, SecretError> {
 }
 
 fn create(path: &Path) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
-    let text = crate::auth::b64u(&raw);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
-}
-
-#[cfg(unix)]
-fn check_private(meta: &std::fs::Metadata) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "mode {mode:04o} lets other users read it; chmod 600 it (and replace the secret \
-             if it may have been read)"
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_meta: &std::fs::Metadata) -> Result<(), String> {
-    Ok(())
+    crate::secret_file::write_private(path, &format!("{}\n", crate::auth::b64u(&raw)), true)
 }
 
 /// Longest credential lifetime handed out, whatever the consultation says.

@@ -147,3 +147,39 @@ pub async fn wait_true(page: &Page, js: &str, within: Duration) -> bool {
     }
     false
 }
+
+/// Opens the patient link and goes through the page's own controls: waits
+/// for the pre-call check, ticks the consent box, types `name`, joins.
+pub async fn join_as_patient(page: &Page, url: &str, name: &str) {
+    page.goto(url).await.expect("page opens");
+    assert!(
+        wait_true(
+            page,
+            "!!document.querySelector('#btn-join')",
+            Duration::from_secs(10)
+        )
+        .await,
+        "the pre-call check shows the join button"
+    );
+    page.find_element("#consent")
+        .await
+        .expect("consent")
+        .click()
+        .await
+        .expect("tick");
+    page.find_element("#display-name")
+        .await
+        .expect("name field")
+        .click()
+        .await
+        .expect("focus")
+        .type_str(name)
+        .await
+        .expect("type");
+    page.find_element("#btn-join")
+        .await
+        .expect("join")
+        .click()
+        .await
+        .expect("click");
+}

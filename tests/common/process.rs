@@ -1,0 +1,126 @@
+//! The `telenode` binary as a separate process: `admin doctor add` and a
+//! `serve` whose standard error is collected.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const EXE: &str = env!("CARGO_BIN_EXE_telenode");
+
+/// A free TCP port on 127.0.0.1.
+pub async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `telenode admin --data-dir DATA doctor add … --password-stdin`.
+pub async fn admin_add_doctor(data: &Path, login: &str, name: &str) {
+    let mut add = Command::new(EXE)
+        .args(["admin", "--data-dir"])
+        .arg(data)
+        .args([
+            "doctor",
+            "add",
+            "--login",
+            login,
+            "--display-name",
+            name,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("admin runs");
+    let mut stdin = add.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{}\n", super::PASSWORD).as_bytes())
+        .await
+        .expect("write");
+    drop(stdin);
+    assert!(add.wait().await.expect("admin").success());
+}
+
+/// `telenode serve` on the given loopback ports, TURN on an ephemeral port;
+/// killed on drop.
+pub struct NodeProcess {
+    pub child: Child,
+    /// Everything it wrote to standard error so far.
+    pub log: Arc<Mutex<String>>,
+    pub listen: String,
+    pub admin_listen: String,
+}
+
+impl NodeProcess {
+    /// Starts it and waits until it listens. `extra` goes after the listen
+    /// flags; `rust_log` sets its log level.
+    pub async fn start(
+        data: &Path,
+        port: u16,
+        admin_port: u16,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> NodeProcess {
+        let listen = format!("127.0.0.1:{port}");
+        let admin_listen = format!("127.0.0.1:{admin_port}");
+        let mut child = Command::new(EXE)
+            .args([
+                "serve",
+                "--listen",
+                &listen,
+                "--admin-listen",
+                &admin_listen,
+            ])
+            .args(["--turn-listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", rust_log)
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        // Keeps draining the pipe so the node never blocks on it.
+        tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("listening")
+                    && let Some(tx) = ready.take()
+                {
+                    let _ = tx.send(());
+                }
+                let mut l = sink.lock().expect("lock");
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(20), ready_rx)
+            .await
+            .expect("node listens in time")
+            .expect("node started");
+        NodeProcess {
+            child,
+            log,
+            listen,
+            admin_listen,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("lock").clone()
+    }
+}
