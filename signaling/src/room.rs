@@ -725,6 +725,12 @@ impl Room {
 
     /// `ended{reason}` to everyone, close everyone, terminal state.
     fn end(&mut self, reason: EndReason) {
+        // The state change comes first, so a runtime that records it before
+        // delivering the rest has the end stored before anyone hears of it.
+        self.set_state(match reason {
+            EndReason::DoctorEnded => State::Ended,
+            EndReason::Expired => State::Expired,
+        });
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.send(conn, ServerMsg::Ended { reason });
@@ -735,10 +741,6 @@ impl Room {
         self.patient = None;
         self.resume = None;
         self.knock = None;
-        self.set_state(match reason {
-            EndReason::DoctorEnded => State::Ended,
-            EndReason::Expired => State::Expired,
-        });
     }
 }
 

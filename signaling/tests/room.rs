@@ -569,7 +569,8 @@ fn doctor_end_ends_for_both() {
     assert!(out.contains(&send(p, ended)));
     assert!(out.contains(&close(d)));
     assert!(out.contains(&close(p)));
-    assert_eq!(out.last(), Some(&Output::StateChanged(State::Ended)));
+    // Recorded before anyone is told.
+    assert_eq!(out.first(), Some(&Output::StateChanged(State::Ended)));
     assert!(h.room.is_finished());
     assert_eq!(h.room.poll_timeout(), None);
     assert_eq!(h.closed(d), vec![]);
@@ -582,6 +583,7 @@ fn doctor_may_end_before_anyone_waits() {
     assert_eq!(
         h.send(d, ClientMsg::End),
         vec![
+            Output::StateChanged(State::Ended),
             send(
                 d,
                 ServerMsg::Ended {
@@ -589,7 +591,6 @@ fn doctor_may_end_before_anyone_waits() {
                 }
             ),
             close(d),
-            Output::StateChanged(State::Ended)
         ]
     );
 }
