@@ -42,22 +42,10 @@ async fn two_native_peers_call_through_the_node() {
     .expect("doctor sees the knock");
     assert_eq!(knock.as_deref(), Some("Erika Mustermann"));
 
-    let connected = |e: &AgentEvent| match e {
-        AgentEvent::Connected {
-            local_candidate,
-            remote_candidate,
-            sas,
-        } => Some((
-            local_candidate.clone(),
-            remote_candidate.clone(),
-            sas.clone(),
-        )),
-        _ => None,
-    };
-    let d_conn = wait_for(&mut d_events, Duration::from_secs(20), connected)
+    let d_conn = common::wait_connected(&mut d_events, Duration::from_secs(20))
         .await
         .expect("doctor connects");
-    let p_conn = wait_for(&mut p_events, Duration::from_secs(20), connected)
+    let p_conn = common::wait_connected(&mut p_events, Duration::from_secs(20))
         .await
         .expect("patient connects");
     assert_eq!(d_conn.0, "host", "doctor's selected local candidate");

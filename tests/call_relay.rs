@@ -65,19 +65,14 @@ async fn native_peers_call_through_the_embedded_relay() {
     .await
     .expect("doctor admits");
 
-    let connected = |e: &AgentEvent| match e {
-        AgentEvent::Connected {
-            local_candidate,
-            remote_candidate,
-            ..
-        } => Some((local_candidate.clone(), remote_candidate.clone())),
-        _ => None,
-    };
-    let d_conn = wait_for(&mut d_events, Duration::from_secs(20), connected)
+    let pair = |(local, remote, _sas): (String, String, String)| (local, remote);
+    let d_conn = common::wait_connected(&mut d_events, Duration::from_secs(20))
         .await
+        .map(pair)
         .expect("doctor connects");
-    let p_conn = wait_for(&mut p_events, Duration::from_secs(20), connected)
+    let p_conn = common::wait_connected(&mut p_events, Duration::from_secs(20))
         .await
+        .map(pair)
         .expect("patient connects");
     assert_eq!(d_conn, ("relay".into(), "relay".into()), "doctor's pair");
     assert_eq!(p_conn, ("relay".into(), "relay".into()), "patient's pair");

@@ -143,6 +143,27 @@ pub async fn wait_for<T>(
     }
 }
 
+/// The selected pair and SAS of an agent's media connection:
+/// (local candidate type, remote candidate type, sas).
+pub async fn wait_connected(
+    events: &mut mpsc::UnboundedReceiver<AgentEvent>,
+    within: Duration,
+) -> Result<(String, String, String), String> {
+    wait_for(events, within, |e| match e {
+        AgentEvent::Connected {
+            local_candidate,
+            remote_candidate,
+            sas,
+        } => Some((
+            local_candidate.clone(),
+            remote_candidate.clone(),
+            sas.clone(),
+        )),
+        _ => None,
+    })
+    .await
+}
+
 /// Waits for the agent's end and returns its cause.
 pub async fn wait_end(
     events: &mut mpsc::UnboundedReceiver<AgentEvent>,
