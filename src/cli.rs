@@ -25,7 +25,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the node: doctor API, signalling, patient page.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// The doctor's client.
     Doctor(DoctorArgs),
     /// Administer accounts in the data directory (works while the node runs).
@@ -59,6 +59,20 @@ pub struct ServeArgs {
     /// PEM private key.
     #[arg(long, env = "TELENODE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Domain name to obtain a certificate for over ACME, TLS-ALPN-01 on the
+    /// listen port (repeatable; comma-separated in the environment).
+    #[arg(long, env = "TELENODE_ACME_DOMAINS", value_delimiter = ',')]
+    pub acme_domain: Vec<String>,
+    /// ACME directory URL (default: Let's Encrypt).
+    #[arg(long, env = "TELENODE_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Contact for the ACME account, e.g. mailto:it@clinic.example
+    /// (repeatable; comma-separated in the environment).
+    #[arg(long, env = "TELENODE_ACME_CONTACT", value_delimiter = ',')]
+    pub acme_contact: Vec<String>,
+    /// PEM root certificate of a private ACME CA to trust for the directory.
+    #[arg(long, env = "TELENODE_ACME_CA_FILE")]
+    pub acme_ca_file: Option<PathBuf>,
     /// Master key file of the store (default: master.key in the data directory).
     #[arg(long, env = "TELENODE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,

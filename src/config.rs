@@ -38,6 +38,16 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key matching `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Domain names to obtain a certificate for over ACME (TLS-ALPN-01 on
+    /// `listen`); empty means no ACME. Excludes `tls_cert` / `tls_key`.
+    pub acme_domains: Vec<String>,
+    /// The ACME directory URL (https).
+    pub acme_directory: String,
+    /// Contact URLs for the ACME account (`mailto:`), optional.
+    pub acme_contact: Vec<String>,
+    /// PEM root certificate to trust for the ACME directory instead of the
+    /// system's roots (a private ACME CA).
+    pub acme_ca_file: Option<PathBuf>,
     /// Default lifetime of a new consultation link, in seconds (max 86400).
     pub consultation_ttl_secs: u64,
     /// A signalling connection that sends nothing for this long is closed.
@@ -79,6 +89,9 @@ pub struct Config {
     /// Bytes per second relayed per allocation (0: unlimited).
     pub turn_bandwidth_per_allocation: u64,
 }
+
+/// Let's Encrypt's production ACME directory, the default.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// Port of the TURN relay when `turn_listen` is `auto` (RFC 8656).
 pub const TURN_DEFAULT_PORT: u16 = 3478;
@@ -143,6 +156,10 @@ impl Default for Config {
             legal_dir: None,
             tls_cert: None,
             tls_key: None,
+            acme_domains: Vec::new(),
+            acme_directory: LETS_ENCRYPT_DIRECTORY.to_owned(),
+            acme_contact: Vec::new(),
+            acme_ca_file: None,
             consultation_ttl_secs: 4 * 3600,
             idle_timeout_secs: 60,
             session_ttl_secs: 12 * 3600,
@@ -171,6 +188,12 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Replaces the file's list when not empty.
+    pub acme_domains: Vec<String>,
+    pub acme_directory: Option<String>,
+    /// Replaces the file's list when not empty.
+    pub acme_contact: Vec<String>,
+    pub acme_ca_file: Option<PathBuf>,
     pub master_key_file: Option<PathBuf>,
     pub turn_listen: Option<TurnListen>,
     pub turn_relay_ip: Option<IpAddr>,
@@ -241,6 +264,18 @@ impl Config {
         if let Some(v) = &o.tls_key {
             self.tls_key = Some(v.clone());
         }
+        if !o.acme_domains.is_empty() {
+            self.acme_domains = o.acme_domains.clone();
+        }
+        if let Some(v) = &o.acme_directory {
+            self.acme_directory = v.clone();
+        }
+        if !o.acme_contact.is_empty() {
+            self.acme_contact = o.acme_contact.clone();
+        }
+        if let Some(v) = &o.acme_ca_file {
+            self.acme_ca_file = Some(v.clone());
+        }
         if let Some(v) = &o.master_key_file {
             self.master_key_file = Some(v.clone());
         }
@@ -271,12 +306,18 @@ impl Config {
             (None, Some(_)) => {
                 return invalid("tls_cert", "tls_key is set but tls_cert is not".into());
             }
-            (None, None) if !self.listen.ip().is_loopback() => {
+            (Some(_), Some(_)) if !self.acme_domains.is_empty() => {
+                return invalid(
+                    "acme_domains",
+                    "set either tls_cert and tls_key or acme_domains, not both".into(),
+                );
+            }
+            (None, None) if !self.listen.ip().is_loopback() && self.acme_domains.is_empty() => {
                 return invalid(
                     "listen",
                     format!(
                         "{} is not a loopback address: plain HTTP is only allowed on loopback; \
-                         set tls_cert and tls_key",
+                         set tls_cert and tls_key, or acme_domains",
                         self.listen
                     ),
                 );
@@ -335,7 +376,40 @@ impl Config {
             );
         }
         validate_retention_days(self.retention_days)?;
+        self.validate_acme()?;
         self.validate_turn()?;
+        Ok(())
+    }
+
+    fn validate_acme(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        for name in &self.acme_domains {
+            if let Err(why) = check_domain_name(name) {
+                return invalid("acme_domains", format!("{name:?} {why}"));
+            }
+        }
+        if !self.acme_directory.starts_with("https://") {
+            return invalid(
+                "acme_directory",
+                format!("{:?} is not an https:// URL", self.acme_directory),
+            );
+        }
+        for contact in &self.acme_contact {
+            if !contact.starts_with("mailto:") || contact.len() <= "mailto:".len() {
+                return invalid(
+                    "acme_contact",
+                    format!("{contact:?} is not a mailto: URL (mailto:it@clinic.example)"),
+                );
+            }
+        }
+        if let Some(path) = &self.acme_ca_file
+            && !path.is_file()
+        {
+            return invalid(
+                "acme_ca_file",
+                format!("{} is not a readable file", path.display()),
+            );
+        }
         Ok(())
     }
 
@@ -438,8 +512,38 @@ impl Config {
 
     /// Whether the listener speaks TLS.
     pub fn tls(&self) -> bool {
-        self.tls_cert.is_some()
+        self.tls_cert.is_some() || self.acme()
     }
+
+    /// Whether certificates come from ACME.
+    pub fn acme(&self) -> bool {
+        !self.acme_domains.is_empty()
+    }
+}
+
+/// A name ACME can validate over TLS-ALPN-01: a fully qualified DNS name,
+/// not an address and not a wildcard.
+fn check_domain_name(name: &str) -> Result<(), &'static str> {
+    if name.parse::<IpAddr>().is_ok() {
+        return Err("is an address; ACME certificates here are for domain names");
+    }
+    if name.starts_with("*.") {
+        return Err("is a wildcard; TLS-ALPN-01 cannot validate wildcards");
+    }
+    if name.len() > 253 || !name.contains('.') {
+        return Err("is not a fully qualified domain name");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !name.split('.').all(label_ok) {
+        return Err("is not a valid domain name (letters, digits, hyphens, dots)");
+    }
+    Ok(())
 }
 
 /// Checks `retention_days` (also used by `telenode admin purge`).
@@ -493,6 +597,55 @@ mod tests {
         };
         let err = c.validate().expect_err("needs TLS");
         assert!(err.to_string().starts_with("listen:"), "{err}");
+    }
+
+    #[test]
+    fn acme_allows_a_public_bind_and_checks_its_keys() {
+        let mut c = Config {
+            listen: "0.0.0.0:443".parse().expect("addr"),
+            acme_domains: vec!["video.clinic.example".into()],
+            turn_listen: TurnListen::Off,
+            ..Config::default()
+        };
+        c.validate()
+            .expect("ACME stands in for the certificate files");
+        assert!(c.tls());
+        for (bad, key) in [
+            ("*.clinic.example", "acme_domains"),
+            ("192.0.2.1", "acme_domains"),
+            ("localhost", "acme_domains"),
+            ("bad_name.example", "acme_domains"),
+        ] {
+            c.acme_domains = vec![bad.into()];
+            let err = c.validate().expect_err(bad).to_string();
+            assert!(err.starts_with(key), "{bad}: {err}");
+        }
+        c.acme_domains = vec!["video.clinic.example".into()];
+        c.acme_directory = "http://acme.example/dir".into();
+        assert!(
+            c.validate()
+                .expect_err("http")
+                .to_string()
+                .starts_with("acme_directory:")
+        );
+        c.acme_directory = LETS_ENCRYPT_DIRECTORY.into();
+        c.acme_contact = vec!["it@clinic.example".into()];
+        assert!(
+            c.validate()
+                .expect_err("contact")
+                .to_string()
+                .starts_with("acme_contact:")
+        );
+        c.acme_contact = vec!["mailto:it@clinic.example".into()];
+        c.validate().expect("valid");
+        c.tls_cert = Some("Cargo.toml".into());
+        c.tls_key = Some("Cargo.toml".into());
+        assert!(
+            c.validate()
+                .expect_err("both")
+                .to_string()
+                .starts_with("acme_domains:")
+        );
     }
 
     #[test]

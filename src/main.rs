@@ -62,6 +62,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir: a.data_dir,
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
+                acme_domains: a.acme_domain,
+                acme_directory: a.acme_directory,
+                acme_contact: a.acme_contact,
+                acme_ca_file: a.acme_ca_file,
                 master_key_file: a.master_key_file,
                 turn_listen: a.turn_listen,
                 turn_relay_ip: a.turn_relay_ip,
@@ -74,6 +78,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let scheme = if config.tls() { "https" } else { "http" };
                 println!("configuration ok");
                 println!("listen: {scheme}://{}", config.listen);
+                if config.acme() {
+                    println!(
+                        "certificate: ACME for {} from {}",
+                        config.acme_domains.join(", "),
+                        config.acme_directory
+                    );
+                }
                 println!("admin_listen: http://{}", config.admin_listen);
                 println!("data_dir: {}", config.data_dir.display());
                 match config.turn_listen_addr() {

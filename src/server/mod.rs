@@ -1,6 +1,7 @@
 //! `telenode serve`: HTTPS (or plain HTTP on loopback), the doctor API, the
 //! signalling WebSocket and the embedded patient page.
 
+pub mod acme;
 pub mod api;
 pub mod hub;
 pub mod legal;
@@ -47,6 +48,9 @@ pub struct AppState {
     /// Mints STUN/TURN servers with fresh credentials for `welcome`; `None`
     /// when TURN is off.
     pub ice: Option<crate::turn::ice::IceProvider>,
+    /// The listener's certificate when it comes from ACME (not ready until
+    /// the first one is obtained).
+    pub acme_cert: Option<Arc<tls::CertResolver>>,
 }
 
 impl AppState {
@@ -211,6 +215,12 @@ pub fn admin_router(app: Arc<AppState>) -> Router {
         if app.metrics.is_draining() {
             return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         }
+        if app.acme_cert.as_ref().is_some_and(|c| !c.has_certificate()) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "waiting for the ACME certificate",
+            );
+        }
         let store = app.store.clone();
         let started = std::time::Instant::now();
         let ok = tokio::task::spawn_blocking(move || store.consultation("readiness-probe").is_ok())
@@ -248,9 +258,15 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         ..RoomConfig::default()
     };
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(c), Some(k)) => Some(tls::server_config(c, k)?),
-        _ => None,
+    let acme_settings = acme::AcmeSettings::from_config(&config);
+    let (tls, acme_cert) = match (&config.tls_cert, &config.tls_key, &acme_settings) {
+        (Some(c), Some(k), _) => (Some(tls::from_files(c, k)?), None),
+        (_, _, Some(_)) => {
+            let resolver = Arc::new(tls::CertResolver::default());
+            let cfg = tls::server_config(tls::provider(), resolver.clone(), true)?;
+            (Some(cfg), Some(resolver))
+        }
+        _ => (None, None),
     };
     let tcp = TcpListener::bind(config.listen)
         .await
@@ -280,10 +296,14 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         metrics,
         limits: std::sync::Mutex::new(limits::Limits::new(limits_config)),
         ice,
+        acme_cert: acme_cert.clone(),
     });
     let routes = router(app.clone()).into_make_service_with_connect_info::<ClientAddr>();
     let (shutdown, rx) = watch::channel(false);
     retention::spawn(app.store.clone(), app.config.retention_secs(), rx.clone());
+    if let (Some(settings), Some(resolver)) = (acme_settings, acme_cert) {
+        acme::spawn(settings, tls::provider(), resolver, rx.clone());
+    }
     let signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };

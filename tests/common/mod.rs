@@ -121,6 +121,24 @@ pub fn doctor_options(api: &ApiClient, link: &PatientLink) -> CallOptions {
 }
 
 /// Waits for the first event matching `f`, failing after `within`.
+/// Polls `check` every 100 ms until it holds; `false` after `within`.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn wait_for<T>(
     events: &mut mpsc::UnboundedReceiver<AgentEvent>,
     within: Duration,
