@@ -46,6 +46,7 @@ const S = {
   sendChain: Promise.resolve(), // seal+send strictly in seq order
   recvChain: Promise.resolve(), // handle incoming messages strictly in order
   peerAbsent: false,
+  failing: false, // an envelope failed: only the goodbye goes out, nothing is read
   everAdmitted: false,
   // call
   call: null,
@@ -433,7 +434,7 @@ async function onAdmitted(fromWelcome) {
 }
 
 async function onSealed(msg) {
-  if (!S.opener) return;
+  if (!S.opener || S.failing) return;
   let text;
   try {
     text = await S.opener.open({ epoch: msg.epoch, seq: msg.seq, ct: msg.ct });
@@ -681,8 +682,18 @@ function finish(how) {
   show('screen-ended');
 }
 
-/** Any envelope that fails the checks: stop everything, say so, don't retry. */
-function failClosed() {
+/**
+ * Any envelope that fails the checks: stop everything, say so, don't retry.
+ * The doctor is told in a sealed goodbye (our own keys are intact), so both
+ * sides end with the same clear error; the seat is given up.
+ */
+async function failClosed() {
+  if (S.done || S.failing) return;
+  S.failing = true;
+  S.peerAbsent = true; // nothing but the goodbye goes out from here
+  const timeout = new Promise((resolve) => setTimeout(resolve, BYE_TIMEOUT_MS));
+  await Promise.race([sendSealed({ kind: 'bye', reason: 'integrity_error' }, true), timeout]);
+  if (!S.done) sendPlain({ type: 'leave' });
   showError('integrity_error', 'errIntegrity', false);
 }
 

@@ -154,7 +154,7 @@ impl CallAgent {
     pub async fn start(
         opts: CallOptions,
     ) -> anyhow::Result<(CallAgent, mpsc::UnboundedReceiver<AgentEvent>)> {
-        let (ws, _) = tokio_tungstenite::connect_async(opts.ws_url.as_str())
+        let ws = connect(&opts.ws_url)
             .await
             .context("connecting to the node's signalling socket")?;
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -380,6 +380,9 @@ impl Run {
                 .min();
             let retry_at = self.reconnect.as_ref().map(|r| r.next_try);
             let flow = tokio::select! {
+                // Messages that already arrived are handled before any
+                // timer: a goodbye waiting in the socket beats the deadline.
+                biased;
                 m = next_frame(&mut socket) => match m {
                     Some(Ok(Message::Text(t))) => match msg::decode_server(t.as_str()) {
                         Ok(m) => self.on_server(m).await,
@@ -389,8 +392,8 @@ impl Run {
                     Some(Ok(_)) => Flow::Go,
                 },
                 () = sleep_opt(retry_at) => {
-                    match tokio_tungstenite::connect_async(self.opts.ws_url.as_str()).await {
-                        Ok((ws, _)) => {
+                    match connect(&self.opts.ws_url).await {
+                        Ok(ws) => {
                             tracing::info!("signalling reconnected");
                             socket = Some(ws.split());
                             self.reconnect = None;
@@ -441,13 +444,20 @@ impl Run {
                         _ => {}
                     }
                 }
-                if let Some((mut sink, _)) = socket.take() {
+                if let Some((mut sink, mut stream)) = socket.take() {
                     for m in self.outbox.drain(..) {
                         let _ = sink
                             .send(Message::Text(msg::encode_client(&m).into()))
                             .await;
                     }
                     let _ = sink.close().await;
+                    // Wait for the node's close (reading what still arrives):
+                    // a socket closed with unread data is reset, and a reset
+                    // can discard the goodbye before the node has read it.
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                        while let Some(Ok(_)) = stream.next().await {}
+                    })
+                    .await;
                 }
                 return cause;
             }
@@ -784,6 +794,16 @@ impl Run {
         }
         Flow::Go
     }
+}
+
+/// How long a closing agent waits for the node to answer its close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Opens the signalling socket, without Nagle's delay: signalling messages
+/// are small and each one matters now.
+async fn connect(url: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+    Ok(ws)
 }
 
 async fn next_frame(

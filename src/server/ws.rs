@@ -156,9 +156,30 @@ async fn serve_connection(mut socket: WebSocket, app: &Arc<AppState>, conn: Conn
 
     loop {
         tokio::select! {
+            // What the client said is handled before what it is told: a
+            // goodbye already received must reach the other seat even when
+            // writing to this client fails next.
+            biased;
+            inc = socket.recv() => match inc {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(m)) => match decode(m) {
+                    Ok(Some(msg)) => app.hub.send(HubCmd::Message { conn, msg }),
+                    Ok(None) => {}
+                    Err(code) => {
+                        tracing::info!(code = code.as_str(), "bad frame");
+                        app.hub.send(HubCmd::Closed { conn });
+                        return refuse(app, socket, code).await;
+                    }
+                },
+            },
             out = rx.recv() => match out {
                 Some(Outgoing::Msg(m)) => {
-                    if !send(&mut socket, &m).await { break; }
+                    if !send(&mut socket, &m).await {
+                        // The client is gone or going; what it sent before
+                        // still counts.
+                        drain_incoming(app, &mut socket, conn).await;
+                        break;
+                    }
                 }
                 Some(Outgoing::Close) | None => {
                     let _ = socket.send(Message::Close(None)).await;
@@ -174,21 +195,25 @@ async fn serve_connection(mut socket: WebSocket, app: &Arc<AppState>, conn: Conn
                     return;
                 }
             },
-            inc = socket.recv() => match inc {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(m)) => match decode(m) {
-                    Ok(Some(msg)) => app.hub.send(HubCmd::Message { conn, msg }),
-                    Ok(None) => {}
-                    Err(code) => {
-                        tracing::info!(code = code.as_str(), "bad frame");
-                        app.hub.send(HubCmd::Closed { conn });
-                        return refuse(app, socket, code).await;
-                    }
-                },
-            },
         }
     }
     app.hub.send(HubCmd::Closed { conn });
+}
+
+/// How long frames already on their way are still read from a connection
+/// whose writing side failed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Hands the hub the frames a client sent before its connection broke.
+async fn drain_incoming(app: &AppState, socket: &mut WebSocket, conn: ConnId) {
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if let Ok(Some(msg)) = decode(m) {
+                app.hub.send(HubCmd::Message { conn, msg });
+            }
+        }
+    })
+    .await;
 }
 
 /// Checks the credentials of a hello and picks the seat. Every failure of a
