@@ -55,7 +55,7 @@ async fn through_node(base: &str, api: &ApiClient) -> anyhow::Result<Duration> {
         api.ws_url(),
         Seat::Doctor {
             consultation: link.consultation.id.clone(),
-            session: api.session().to_owned(),
+            session: api.session_handle(),
         },
         link.link_key,
         true,
@@ -155,10 +155,23 @@ async fn main() -> anyhow::Result<()> {
     };
     let store = Arc::new(SqliteStore::open(&config.data_dir, &config.key_file())?);
     let hash = telenode::auth::new_password_hash("bench password 123")?;
-    store.add_doctor("bench", "Dr. Bench", &hash, 0)?;
+    let id = store.add_doctor("bench", "Dr. Bench", &hash, 0)?;
+    let secret = telenode::auth::new_totp_secret();
+    let factor = telenode::store::SecondFactor {
+        totp_secret: secret.to_vec(),
+        totp_last_step: 0,
+        recovery_hashes: Vec::new(),
+    };
+    store.set_credentials(id, None, &factor, 0)?;
     let running = telenode::server::start(config, store as Arc<dyn Store>).await?;
     let base = format!("http://{}", running.addr);
-    let api = ApiClient::login(&base, "bench", "bench password 123").await?;
+    let api = ApiClient::login_with_totp_secret(
+        &base,
+        "bench",
+        "bench password 123",
+        &telenode::totp::base32_encode(&secret),
+    )
+    .await?;
 
     let mut node = Vec::new();
     let mut reference = Vec::new();

@@ -30,6 +30,10 @@ static DUMMY_HASH: LazyLock<String> =
 pub enum PasswordError {
     #[error("password must be at least {MIN_PASSWORD_LEN} characters")]
     TooShort,
+    #[error(
+        "password is too common (it or its core is on the list of common passwords, or it repeats a short pattern); choose another"
+    )]
+    Common,
     #[error("hashing failed: {0}")]
     Hash(String),
 }
@@ -39,7 +43,74 @@ pub fn new_password_hash(password: &str) -> Result<String, PasswordError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(PasswordError::TooShort);
     }
+    if is_common(password) {
+        return Err(PasswordError::Common);
+    }
     hash_password(password)
+}
+
+/// The shipped list of the 10,000 most common passwords.
+static COMMON: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../data/common-passwords.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
+});
+
+/// Whether a password is a common one: on the list (ignoring case), a listed
+/// word with digits or symbols around it ("Password2024!"), or a short
+/// pattern repeated ("abcabcabcabc", "passwordpassword").
+pub fn is_common(password: &str) -> bool {
+    let p = password.to_lowercase();
+    let listed = |s: &str| COMMON.contains(s);
+    if listed(&p) {
+        return true;
+    }
+    let core = p.trim_matches(|c: char| !c.is_alphabetic());
+    if core.chars().count() >= 4 && core.len() + 6 >= p.len() && listed(core) {
+        return true;
+    }
+    let chars: Vec<char> = p.chars().collect();
+    (1..=chars.len() / 2).any(|unit| {
+        chars.len().is_multiple_of(unit)
+            && chars.chunks(unit).all(|c| c == &chars[..unit])
+            && (unit <= 4 || listed(&chars[..unit].iter().collect::<String>()))
+    })
+}
+
+/// A fresh TOTP secret.
+pub fn new_totp_secret() -> [u8; crate::totp::SECRET_BYTES] {
+    random_bytes()
+}
+
+/// Number of recovery codes made at enrolment.
+pub const RECOVERY_CODES: usize = 10;
+
+/// Fresh one-time recovery codes (`xxxx-xxxx-xxxx`, 60 bits each) and the
+/// hashes the store keeps instead.
+pub fn new_recovery_codes() -> (Vec<String>, Vec<[u8; 32]>) {
+    let codes: Vec<String> = (0..RECOVERY_CODES)
+        .map(|_| {
+            let raw = crate::totp::base32_encode(&random_bytes::<8>()).to_lowercase();
+            format!("{}-{}-{}", &raw[..4], &raw[4..8], &raw[8..12])
+        })
+        .collect();
+    let hashes = codes.iter().map(|c| recovery_hash(c)).collect();
+    (codes, hashes)
+}
+
+/// The stored form of a recovery code (hyphens, spaces and case ignored).
+/// The codes are random enough that a fast hash suffices.
+pub fn recovery_hash(code: &str) -> [u8; 32] {
+    let normal: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let mut h = Sha256::new();
+    h.update(b"telenode/v1/recovery|");
+    h.update(normal.as_bytes());
+    h.finalize().into()
 }
 
 fn hash_password(password: &str) -> Result<String, PasswordError> {
@@ -103,6 +174,43 @@ mod tests {
     #[test]
     fn short_password_refused() {
         assert_eq!(new_password_hash("short"), Err(PasswordError::TooShort));
+    }
+
+    #[test]
+    fn common_passwords_refused() {
+        for p in [
+            "123qweasdzxc",
+            "1QAZ2WSX3EDC",
+            "password2024!",
+            "!!Sunshine1234",
+            "passwordpassword",
+            "abcabcabcabc",
+            "aaaaaaaaaaaaaaaa",
+            "qwertyuiop123",
+        ] {
+            assert_eq!(new_password_hash(p), Err(PasswordError::Common), "{p}");
+        }
+        for p in [
+            "correct horse battery",
+            "Praxis-Sonnenweg-17",
+            "password is a long sentence",
+        ] {
+            assert!(!is_common(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn recovery_codes_are_distinct_and_hashed_loosely() {
+        let (codes, hashes) = new_recovery_codes();
+        assert_eq!(codes.len(), RECOVERY_CODES);
+        let unique: std::collections::HashSet<_> = hashes.iter().collect();
+        assert_eq!(unique.len(), RECOVERY_CODES);
+        assert_eq!(codes[0].len(), 14);
+        assert_eq!(recovery_hash(&codes[0]), hashes[0]);
+        assert_eq!(
+            recovery_hash(&codes[0].to_uppercase().replace('-', " ")),
+            hashes[0]
+        );
     }
 
     #[test]

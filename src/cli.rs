@@ -200,13 +200,25 @@ pub enum AuditAdmin {
 
 #[derive(Debug, Subcommand)]
 pub enum DoctorAdmin {
-    /// Create an account.
+    /// Create an account and enrol its second factor: prints the otpauth
+    /// URI (and a QR code on a terminal) for the doctor's authenticator app,
+    /// and one-time recovery codes.
     Add {
         #[arg(long)]
         login: String,
         #[arg(long)]
         display_name: String,
-        /// Read the password from standard input (one line).
+        /// Read the password from standard input (one line); without it,
+        /// the password is asked for on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// New password and new second factor (lost phone, forgotten password):
+    /// prints the new otpauth URI and recovery codes; ends every session.
+    Reset {
+        #[arg(long)]
+        login: String,
+        /// Read the new password from standard input (one line).
         #[arg(long)]
         password_stdin: bool,
     },

@@ -52,8 +52,11 @@ pub struct Config {
     pub consultation_ttl_secs: u64,
     /// A signalling connection that sends nothing for this long is closed.
     pub idle_timeout_secs: u64,
-    /// How long a doctor's login session lasts, in seconds.
+    /// How long a doctor's login session lasts, in seconds (rotated past
+    /// half of it).
     pub session_ttl_secs: u64,
+    /// A session unused for this long ends, in seconds.
+    pub session_idle_secs: u64,
     /// Multiplies every rate limit (per source and global) and the cap on
     /// concurrent connections per source; raise it when many patients share
     /// one address (a hospital's NAT).
@@ -163,6 +166,7 @@ impl Default for Config {
             consultation_ttl_secs: 4 * 3600,
             idle_timeout_secs: 60,
             session_ttl_secs: 12 * 3600,
+            session_idle_secs: 3600,
             rate_limit_scale: 1.0,
             master_key_file: None,
             retention_days: 14,
@@ -373,6 +377,12 @@ impl Config {
             return invalid(
                 "session_ttl_secs",
                 format!("{} is out of range 60..=604800", self.session_ttl_secs),
+            );
+        }
+        if !(300..=86_400).contains(&self.session_idle_secs) {
+            return invalid(
+                "session_idle_secs",
+                format!("{} is out of range 300..=86400", self.session_idle_secs),
             );
         }
         validate_retention_days(self.retention_days)?;

@@ -11,4 +11,5 @@ pub mod peer;
 pub mod secret_file;
 pub mod server;
 pub mod store;
+pub mod totp;
 pub mod turn;

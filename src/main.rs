@@ -10,7 +10,7 @@ use clap::Parser;
 use telenode::cli::{
     AdminCommand, AuditAdmin, Cli, Command, DoctorAction, DoctorAdmin, KeysAdmin, LogFormat,
 };
-use telenode::client::{AgentEvent, ApiClient, CallAgent, CallOptions, Seat};
+use telenode::client::{AgentEvent, CallAgent, CallOptions, Seat};
 use telenode::config::{Config, Overrides};
 use telenode::peer::{AudioSource, VideoSource};
 use telenode::store::{SqliteStore, Store};
@@ -165,9 +165,6 @@ async fn admin(a: telenode::cli::AdminArgs) -> anyhow::Result<ExitCode> {
             display_name,
             password_stdin,
         }) => {
-            if !password_stdin {
-                bail!("give the password on standard input with --password-stdin");
-            }
             let login = login.trim();
             if login.is_empty() || login.len() > 128 || login.chars().any(char::is_whitespace) {
                 bail!("--login must be 1 to 128 characters without spaces");
@@ -175,20 +172,35 @@ async fn admin(a: telenode::cli::AdminArgs) -> anyhow::Result<ExitCode> {
             if display_name.trim().is_empty() || display_name.len() > 128 {
                 bail!("--display-name must be 1 to 128 characters");
             }
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            let hash = telenode::auth::new_password_hash(password)?;
-            let now = telenode::server::unix_time();
-            store.add_doctor(login, display_name.trim(), &hash, now)?;
+            let hash = telenode::auth::new_password_hash(&read_password(password_stdin)?)?;
+            let id = store.add_doctor(login, display_name.trim(), &hash, now)?;
+            let (factor, codes) = enrol();
+            store.set_credentials(id, None, &factor, now)?;
             println!("doctor {login} added");
+            print_enrolment(login, &factor, &codes)?;
+        }
+        AdminCommand::Doctor(DoctorAdmin::Reset {
+            login,
+            password_stdin,
+        }) => {
+            let doctor = store
+                .doctor_by_login(&login)?
+                .with_context(|| format!("no doctor with login {login}"))?;
+            let hash = telenode::auth::new_password_hash(&read_password(password_stdin)?)?;
+            let (factor, codes) = enrol();
+            store.set_credentials(doctor.id, Some(&hash), &factor, now)?;
+            println!("doctor {login} reset: new password, new second factor, sessions ended");
+            print_enrolment(&login, &factor, &codes)?;
         }
         AdminCommand::Doctor(DoctorAdmin::List) => {
             for d in store.list_doctors()? {
-                let state = if d.disabled { "disabled" } else { "active" };
+                let state = match (d.disabled, &d.second_factor) {
+                    (true, _) => "disabled".to_owned(),
+                    (false, None) => "no second factor (admin doctor reset)".to_owned(),
+                    (false, Some(f)) => {
+                        format!("active, {} recovery codes left", f.recovery_hashes.len())
+                    }
+                };
                 println!("{}\t{}\t{}", d.login, d.display_name, state);
             }
         }
@@ -253,6 +265,79 @@ async fn admin(a: telenode::cli::AdminArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The password from one line of standard input, or asked for twice on the
+/// terminal (not echoed).
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if from_stdin || !std::io::stdin().is_terminal() {
+        if !from_stdin {
+            bail!("give the password on standard input with --password-stdin");
+        }
+        let mut password = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut password)
+            .context("reading the password from standard input")?;
+        return Ok(password.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password(format!(
+        "Password (at least {} characters): ",
+        telenode::auth::MIN_PASSWORD_LEN
+    ))?;
+    let second = rpassword::prompt_password("Password again: ")?;
+    if first != second {
+        bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+/// A fresh second factor and the recovery codes behind its hashes (shown
+/// once, never stored).
+fn enrol() -> (telenode::store::SecondFactor, Vec<String>) {
+    let (codes, hashes) = telenode::auth::new_recovery_codes();
+    let factor = telenode::store::SecondFactor {
+        totp_secret: telenode::auth::new_totp_secret().to_vec(),
+        totp_last_step: 0,
+        recovery_hashes: hashes,
+    };
+    (factor, codes)
+}
+
+/// Prints what the doctor needs: the otpauth URI (and a QR code when
+/// standard output is a terminal) and the recovery codes.
+fn print_enrolment(
+    login: &str,
+    factor: &telenode::store::SecondFactor,
+    codes: &[String],
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let uri = telenode::totp::otpauth_uri("telenode", login, &factor.totp_secret);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "second factor: add this account to an authenticator app (scan or enter):"
+    )?;
+    writeln!(out, "{uri}")?;
+    if std::io::stdout().is_terminal()
+        && let Ok(qr) = qrcode::QrCode::new(uri.as_bytes())
+    {
+        let art = qr
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        writeln!(out, "{art}")?;
+    }
+    writeln!(
+        out,
+        "recovery codes (each signs in once instead of a code; keep them offline):"
+    )?;
+    for code in codes {
+        writeln!(out, "  {code}")?;
+    }
+    Ok(())
+}
+
 /// One JSON object per line on standard output.
 fn print_event(v: serde_json::Value) {
     let mut out = std::io::stdout().lock();
@@ -285,7 +370,10 @@ async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
     };
     let (w, h, fps) =
         telenode::cli::parse_video(&a.video).context("--video must look like 640x480@30")?;
-    let api = ApiClient::login(&node, &login, &password).await?;
+    if std::env::var_os(telenode::client::TOTP_SECRET_ENV).is_none() {
+        bail!("set TELENODE_TOTP_SECRET (the base32 secret of the otpauth URI) for --headless");
+    }
+    let api = telenode::client::sign_in(&node, &login, &password, "").await?;
     match action {
         DoctorAction::List => {
             for c in api.consultations().await? {
@@ -307,7 +395,7 @@ async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
                 ws_url: api.ws_url(),
                 seat: Seat::Doctor {
                     consultation: link.consultation.id.clone(),
-                    session: api.session().to_owned(),
+                    session: api.session_handle(),
                 },
                 link_key: link.link_key,
                 auto_admit,

@@ -131,9 +131,7 @@ async fn evil_relay(upstream: String, evil: Evil) -> String {
 
 async fn doctor_and_link(node: &Node, login: &str) -> (ApiClient, PatientLink) {
     node.add_doctor(login, "Dr. Test");
-    let api = ApiClient::login(&node.base, login, common::PASSWORD)
-        .await
-        .expect("login");
+    let api = node.login(login).await;
     let link = api.new_consultation(None).await.expect("consultation");
     (api, link)
 }
@@ -277,9 +275,7 @@ async fn a_doctor_cannot_reach_another_doctors_consultation() {
     let node = Node::start().await;
     let (_a, link) = doctor_and_link(&node, "dr-a").await;
     node.add_doctor("dr-b", "Dr. B");
-    let b = ApiClient::login(&node.base, "dr-b", common::PASSWORD)
-        .await
-        .expect("login");
+    let b = node.login("dr-b").await;
     let id = &link.consultation.id;
 
     assert!(b.consultations().await.expect("list").is_empty());
@@ -410,9 +406,7 @@ async fn a_goodbye_just_before_a_reset_still_reaches_the_doctor() {
     })
     .await;
     node.add_doctor("dr-reset", "Dr. Reset");
-    let api = ApiClient::login(&node.base, "dr-reset", common::PASSWORD)
-        .await
-        .expect("login");
+    let api = node.login("dr-reset").await;
     for round in 0..20 {
         let link = api.new_consultation(None).await.expect("consultation");
         let (_, token, key) = parse_link(&link.url).expect("link");

@@ -15,7 +15,7 @@ use tokio::process::Command;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
     let node = Node::start().await;
-    node.add_doctor("dr-weber", "Dr. Weber");
+    let totp = node.add_doctor("dr-weber", "Dr. Weber");
 
     let mut doctor = Command::new(env!("CARGO_BIN_EXE_telenode"))
         .args([
@@ -33,6 +33,7 @@ async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
             "--auto-admit",
         ])
         .env("TELENODE_PASSWORD", common::PASSWORD)
+        .env("TELENODE_TOTP_SECRET", &totp)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -7,15 +7,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Node, call_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Seat, parse_link, ws_url};
+use telenode::client::{AgentEvent, CallAgent, EndCause, Seat, parse_link, ws_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_native_peers_call_through_the_node() {
     let node = Node::start().await;
     node.add_doctor("dr-lind", "Dr. Lind");
-    let api = ApiClient::login(&node.base, "dr-lind", common::PASSWORD)
-        .await
-        .expect("login");
+    let api = node.login("dr-lind").await;
     let link = api.new_consultation(None).await.expect("consultation");
     let (base, token, key) = parse_link(&link.url).expect("link parses");
     assert_eq!(base, node.base);

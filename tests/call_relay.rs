@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Node, call_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Seat, parse_link};
+use telenode::client::{AgentEvent, CallAgent, EndCause, Seat, parse_link};
 
 async fn metrics(node: &Node) -> String {
     let admin = node.running.as_ref().expect("running").admin_addr;
@@ -35,9 +35,7 @@ async fn relay_call(
     (CallAgent, tokio::sync::mpsc::UnboundedReceiver<AgentEvent>),
 ) {
     node.add_doctor("dr-relay", "Dr. Relay");
-    let api = ApiClient::login(&node.base, "dr-relay", common::PASSWORD)
-        .await
-        .expect("login");
+    let api = node.login("dr-relay").await;
     let link = api.new_consultation(None).await.expect("consultation");
     let (_, token, key) = parse_link(&link.url).expect("link");
     let mut d_opts = common::doctor_options(&api, &link);

@@ -115,7 +115,7 @@ fn variance(bytes: &[u8]) -> f64 {
 async fn doctor_window_admits_a_browser_patient_and_shows_their_video() {
     let xvfb = Xvfb::start();
     let node = Node::start().await;
-    node.add_doctor("dr-weber", "Dr. Weber");
+    let totp = node.add_doctor("dr-weber", "Dr. Weber");
     let config_home = tempfile::tempdir().expect("tempdir");
 
     let mut gui = Command::new(env!("CARGO_BIN_EXE_telenode"))
@@ -135,6 +135,7 @@ async fn doctor_window_admits_a_browser_patient_and_shows_their_video() {
         .env("LIBGL_ALWAYS_SOFTWARE", "1")
         .env("XDG_CONFIG_HOME", config_home.path())
         .env("TELENODE_PASSWORD", common::PASSWORD)
+        .env("TELENODE_TOTP_SECRET", &totp)
         .env(
             "TELENODE_GUI_SCRIPT",
             "sign-in,new-consultation,admit,done,quit",

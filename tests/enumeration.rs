@@ -149,9 +149,7 @@ async fn existing_and_unknown_tokens_and_logins_take_the_same_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = Node::start_with(dir, |c| c.rate_limit_scale = 1000.0).await;
     node.add_doctor("dr-timing", "Dr. Timing");
-    let api = telenode::client::ApiClient::login(&node.base, "dr-timing", common::PASSWORD)
-        .await
-        .expect("login");
+    let api = node.login("dr-timing").await;
 
     // Tokens that exist but can no longer be used (ended consultations).
     let mut known = Vec::new();

@@ -52,11 +52,11 @@ async fn signalling_upgrades_over_the_limit_get_429_with_retry_after() {
     node.stop().await;
 }
 
-async fn login(base: &str, login: &str, password: &str) -> (u16, String, Duration) {
+async fn login(base: &str, login: &str, password: &str, code: &str) -> (u16, String, Duration) {
     let started = Instant::now();
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/login"))
-        .json(&serde_json::json!({"login": login, "password": password}))
+        .json(&serde_json::json!({"login": login, "password": password, "code": code}))
         .send()
         .await
         .expect("request");
@@ -67,12 +67,26 @@ async fn login(base: &str, login: &str, password: &str) -> (u16, String, Duratio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_wrong_passwords_lock_the_account_with_a_uniform_answer() {
     let node = Node::start().await;
-    node.add_doctor("dr-lock", "Dr. Lock");
-    node.add_doctor("dr-free", "Dr. Free");
+    let lock_secret = node.add_doctor("dr-lock", "Dr. Lock");
+    let free_secret = node.add_doctor("dr-free", "Dr. Free");
+    let code = |secret: &str| {
+        let key = telenode::totp::base32_decode(secret).expect("base32");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        telenode::totp::code_at(&key, now)
+    };
 
-    let (status, wrong_body, _) = login(&node.base, "dr-lock", "wrong password 1").await;
+    let (status, wrong_body, _) = login(
+        &node.base,
+        "dr-lock",
+        "wrong password 1",
+        &code(&lock_secret),
+    )
+    .await;
     assert_eq!(status, 401);
-    let (_, unknown_body, _) = login(&node.base, "nobody-here", "wrong password 1").await;
+    let (_, unknown_body, _) = login(&node.base, "nobody-here", "wrong password 1", "123456").await;
     assert_eq!(
         unknown_body, wrong_body,
         "unknown login and wrong password look alike"
@@ -80,18 +94,25 @@ async fn repeated_wrong_passwords_lock_the_account_with_a_uniform_answer() {
 
     let mut delays = Vec::new();
     for i in 2..=5 {
-        let (status, body, took) =
-            login(&node.base, "dr-lock", &format!("wrong password {i}")).await;
+        let (status, body, took) = login(
+            &node.base,
+            "dr-lock",
+            &format!("wrong password {i}"),
+            "123456",
+        )
+        .await;
         assert_eq!((status, body.as_str()), (401, wrong_body.as_str()));
         delays.push(took);
     }
     assert!(delays[3] > delays[0], "the delay grows: {delays:?}");
 
-    // Locked: even the right password gets the wrong-password answer.
-    let (status, body, _) = login(&node.base, "dr-lock", common::PASSWORD).await;
+    // Locked: even the right password and code get the wrong-password answer.
+    let (status, body, _) =
+        login(&node.base, "dr-lock", common::PASSWORD, &code(&lock_secret)).await;
     assert_eq!((status, body.as_str()), (401, wrong_body.as_str()));
     // Other accounts are not affected.
-    let (status, body, _) = login(&node.base, "dr-free", common::PASSWORD).await;
+    let (status, body, _) =
+        login(&node.base, "dr-free", common::PASSWORD, &code(&free_secret)).await;
     assert_eq!(status, 200, "{body}");
     node.stop().await;
 }

@@ -92,11 +92,9 @@ async fn metrics_move_after_a_call_and_hold_no_personal_data() {
     );
 
     node.add_doctor("dr-metrik", "Dr. Metrik");
-    let api = ApiClient::login(&node.base, "dr-metrik", common::PASSWORD)
-        .await
-        .expect("login");
+    let api = node.login("dr-metrik").await;
     assert!(
-        ApiClient::login(&node.base, "dr-metrik", "wrong password!!")
+        ApiClient::login(&node.base, "dr-metrik", "wrong password!!", "000000")
             .await
             .is_err()
     );
@@ -186,14 +184,12 @@ async fn sigterm(pid: u32) {
 async fn sigterm_during_a_call_exits_in_time_and_the_media_keeps_flowing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    common::process::admin_add_doctor(&data, "dr-term", "Dr. Term").await;
+    let totp = common::process::admin_add_doctor(&data, "dr-term", "Dr. Term").await;
     let (port, admin_port) = (free_port().await, free_port().await);
     let mut node = NodeProcess::start(&data, port, admin_port, &[], "info").await;
     let base = format!("http://127.0.0.1:{port}");
 
-    let api = ApiClient::login(&base, "dr-term", common::PASSWORD)
-        .await
-        .expect("login");
+    let api = common::login_with_secret(&base, "dr-term", &totp).await;
     let link = api.new_consultation(None).await.expect("consultation");
     let (_, token, key) = parse_link(&link.url).expect("link");
     let mut d_opts = common::doctor_options(&api, &link);

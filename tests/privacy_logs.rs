@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::process::free_port;
 use common::{call_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Seat, parse_link, ws_url};
+use telenode::client::{AgentEvent, CallAgent, EndCause, Seat, parse_link, ws_url};
 
 const PATIENT_NAME: &str = "Zacharias Privatperson";
 
@@ -17,7 +17,7 @@ async fn node_log_holds_no_secrets_addresses_or_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
 
-    common::process::admin_add_doctor(&data, "dr-quiet", "Dr. Quiet").await;
+    let totp = common::process::admin_add_doctor(&data, "dr-quiet", "Dr. Quiet").await;
     // The relay runs (and may relay on loopback) so its logs are checked too.
     let node = common::process::NodeProcess::start(
         &data,
@@ -30,9 +30,8 @@ async fn node_log_holds_no_secrets_addresses_or_names() {
     let (listen, admin_listen) = (node.listen.clone(), node.admin_listen.clone());
 
     let base = format!("http://{listen}");
-    let api = ApiClient::login(&base, "dr-quiet", common::PASSWORD)
-        .await
-        .expect("login");
+    let api = common::login_with_secret(&base, "dr-quiet", &totp).await;
+    let session = api.session();
     let link = api.new_consultation(None).await.expect("consultation");
     let (_, token, key) = parse_link(&link.url).expect("link");
     let link_key_text = key.to_b64u();
@@ -74,7 +73,8 @@ async fn node_log_holds_no_secrets_addresses_or_names() {
     let forbidden = [
         ("join token", token.as_str()),
         ("link key", link_key_text.as_str()),
-        ("doctor session", api.session()),
+        ("doctor session", session.as_str()),
+        ("TOTP secret", totp.as_str()),
         ("patient name", PATIENT_NAME),
         ("password", common::PASSWORD),
         ("consultation id", link.consultation.id.as_str()),

@@ -81,7 +81,7 @@ fn retention_purge_removes_rows_and_audit_payloads_from_the_files() {
     let doc = s
         .add_doctor("dr-retain", "Dr. Retain", "h", T0 - 100)
         .unwrap();
-    s.add_session(&[3; 32], doc, T0 + 3600).unwrap();
+    s.add_session(&[3; 32], doc, T0, T0 + 3600).unwrap();
     s.add_consultation(&consultation("old-one", doc, 1, T0))
         .unwrap();
     s.set_consultation_state("old-one", State::Admitted, T0 + 60)

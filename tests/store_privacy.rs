@@ -111,12 +111,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_directory_and_backup_hold_nothing_readable() {
     let node = Node::start().await;
-    node.add_doctor(LOGIN, DOCTOR_NAME);
-    let failed = ApiClient::login(&node.base, TRIED_LOGIN, "some password 123").await;
+    let totp_b32 = node.add_doctor(LOGIN, DOCTOR_NAME);
+    let totp_raw = telenode::totp::base32_decode(&totp_b32).expect("base32");
+    let failed = ApiClient::login(&node.base, TRIED_LOGIN, "some password 123", "123456").await;
     assert!(failed.is_err());
-    let api = ApiClient::login(&node.base, LOGIN, common::PASSWORD)
-        .await
-        .expect("login");
+    let api = node.login(LOGIN).await;
     let mut secrets: Vec<(String, Vec<u8>)> = vec![
         ("doctor login".into(), LOGIN.into()),
         ("doctor name".into(), DOCTOR_NAME.into()),
@@ -129,8 +128,10 @@ async fn data_directory_and_backup_hold_nothing_readable() {
         ("session token".into(), api.session().into()),
         (
             "session hash".into(),
-            telenode::auth::session_hash(api.session()).to_vec(),
+            telenode::auth::session_hash(&api.session()).to_vec(),
         ),
+        ("TOTP secret, base32".into(), totp_b32.clone().into()),
+        ("TOTP secret".into(), totp_raw),
         ("IPv4 text".into(), b"127.0.0.1".to_vec()),
         ("IPv4 bytes".into(), vec![127, 0, 0, 1]),
         ("SDP".into(), b"a=fingerprint".to_vec()),

@@ -27,7 +27,8 @@ use crate::peer::{
 pub enum Seat {
     Doctor {
         consultation: String,
-        session: String,
+        /// Follows the API client's session rotations.
+        session: crate::client::SessionHandle,
     },
     Patient {
         token: String,
@@ -320,7 +321,7 @@ impl Run {
                 session,
             } => Hello::Doctor {
                 consultation: consultation.clone(),
-                session: session.clone(),
+                session: session.get(),
             },
             Seat::Patient { token, .. } => Hello::Patient {
                 token: token.clone(),

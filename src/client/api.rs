@@ -1,5 +1,7 @@
 //! HTTP client for the doctor API.
 
+use std::sync::{Arc, RwLock};
+
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use telenode_signaling::creds;
@@ -26,12 +28,38 @@ pub struct PatientLink {
     pub link_key: LinkKey,
 }
 
+/// A doctor's session token, shared by the API client and the call agents
+/// it starts: when the node rotates the session, everyone uses the new one.
+#[derive(Clone, Default)]
+pub struct SessionHandle(Arc<RwLock<String>>);
+
+impl SessionHandle {
+    pub fn new(token: impl Into<String>) -> SessionHandle {
+        SessionHandle(Arc::new(RwLock::new(token.into())))
+    }
+
+    /// The current token.
+    pub fn get(&self) -> String {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, token: String) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = token;
+    }
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionHandle(***)")
+    }
+}
+
 /// A logged-in doctor's API client.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
-    session: String,
+    session: SessionHandle,
 }
 
 #[derive(Deserialize)]
@@ -56,8 +84,14 @@ async fn check(res: reqwest::Response) -> anyhow::Result<reqwest::Response> {
 }
 
 impl ApiClient {
-    /// Logs in with login and password.
-    pub async fn login(base: &str, login: &str, password: &str) -> anyhow::Result<ApiClient> {
+    /// Signs in with login, password and `code`: the current code of the
+    /// doctor's authenticator app, or one of their recovery codes.
+    pub async fn login(
+        base: &str,
+        login: &str,
+        password: &str,
+        code: &str,
+    ) -> anyhow::Result<ApiClient> {
         let base = base.trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
             .user_agent(concat!("telenode/", env!("CARGO_PKG_VERSION")))
@@ -69,7 +103,7 @@ impl ApiClient {
         }
         let res = http
             .post(format!("{base}/api/v1/login"))
-            .json(&serde_json::json!({"login": login, "password": password}))
+            .json(&serde_json::json!({"login": login, "password": password, "code": code}))
             .send()
             .await
             .with_context(|| format!("connecting to {base}"))?;
@@ -77,8 +111,26 @@ impl ApiClient {
         Ok(ApiClient {
             base,
             http,
-            session: r.session,
+            session: SessionHandle::new(r.session),
         })
+    }
+
+    /// Signs in computing the code from the TOTP secret (base32, as in the
+    /// otpauth URI): for automation, e.g. `TELENODE_TOTP_SECRET`.
+    pub async fn login_with_totp_secret(
+        base: &str,
+        login: &str,
+        password: &str,
+        totp_secret: &str,
+    ) -> anyhow::Result<ApiClient> {
+        let secret = crate::totp::base32_decode(totp_secret)
+            .filter(|s| !s.is_empty())
+            .context("the TOTP secret is not base32")?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Self::login(base, login, password, &crate::totp::code_at(&secret, now)).await
     }
 
     /// A client for a session obtained earlier (e.g. kept by the desktop
@@ -91,7 +143,7 @@ impl ApiClient {
         Ok(ApiClient {
             base: base.trim_end_matches('/').to_owned(),
             http,
-            session: session.to_owned(),
+            session: SessionHandle::new(session),
         })
     }
 
@@ -99,9 +151,32 @@ impl ApiClient {
         &self.base
     }
 
-    /// The session token, for the doctor's signalling hello.
-    pub fn session(&self) -> &str {
-        &self.session
+    /// The current session token.
+    pub fn session(&self) -> String {
+        self.session.get()
+    }
+
+    /// The session, shared: for call agents, which then follow rotations.
+    pub fn session_handle(&self) -> SessionHandle {
+        self.session.clone()
+    }
+
+    /// Sends an authenticated request; takes a rotated session from the
+    /// answer.
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let res = req
+            .bearer_auth(self.session.get())
+            .send()
+            .await
+            .with_context(|| format!("connecting to {}", self.base))?;
+        if let Some(fresh) = res
+            .headers()
+            .get(crate::server::api::SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.session.set(fresh.to_owned());
+        }
+        check(res).await
     }
 
     /// The WebSocket URL of the node.
@@ -118,14 +193,12 @@ impl ApiClient {
         if let Some(ttl) = ttl_secs {
             body["ttl_secs"] = ttl.into();
         }
-        let res = self
-            .http
-            .post(format!("{}/api/v1/consultations", self.base))
-            .bearer_auth(&self.session)
-            .json(&body)
-            .send()
-            .await?;
-        let consultation: ConsultationInfo = check(res)
+        let consultation: ConsultationInfo = self
+            .send(
+                self.http
+                    .post(format!("{}/api/v1/consultations", self.base))
+                    .json(&body),
+            )
             .await
             .context("creating consultation")?
             .json()
@@ -139,34 +212,40 @@ impl ApiClient {
     }
 
     pub async fn consultations(&self) -> anyhow::Result<Vec<ConsultationInfo>> {
-        let res = self
-            .http
-            .get(format!("{}/api/v1/consultations", self.base))
-            .bearer_auth(&self.session)
-            .send()
-            .await?;
-        Ok(check(res).await?.json().await?)
+        let req = self.http.get(format!("{}/api/v1/consultations", self.base));
+        Ok(self.send(req).await?.json().await?)
     }
 
     pub async fn end(&self, id: &str) -> anyhow::Result<ConsultationInfo> {
-        let res = self
+        let req = self
             .http
-            .post(format!("{}/api/v1/consultations/{id}/end", self.base))
-            .bearer_auth(&self.session)
-            .send()
-            .await?;
-        Ok(check(res).await?.json().await?)
+            .post(format!("{}/api/v1/consultations/{id}/end", self.base));
+        Ok(self.send(req).await?.json().await?)
     }
 
     pub async fn logout(&self) -> anyhow::Result<()> {
-        let res = self
-            .http
-            .post(format!("{}/api/v1/logout", self.base))
-            .bearer_auth(&self.session)
-            .send()
+        self.send(self.http.post(format!("{}/api/v1/logout", self.base)))
             .await?;
-        check(res).await?;
         Ok(())
+    }
+}
+
+/// Automation: the TOTP secret (base32) to compute sign-in codes from.
+pub const TOTP_SECRET_ENV: &str = "TELENODE_TOTP_SECRET";
+
+/// Signs in with the typed code, or with one computed from
+/// `TELENODE_TOTP_SECRET` when none was typed.
+pub async fn sign_in(
+    node: &str,
+    login: &str,
+    password: &str,
+    code: &str,
+) -> anyhow::Result<ApiClient> {
+    match std::env::var(TOTP_SECRET_ENV) {
+        Ok(secret) if code.is_empty() => {
+            ApiClient::login_with_totp_secret(node, login, password, &secret).await
+        }
+        _ => ApiClient::login(node, login, password, code).await,
     }
 }
 

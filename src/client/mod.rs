@@ -9,4 +9,7 @@ mod agent;
 mod api;
 
 pub use agent::{AgentEvent, CallAgent, CallOptions, EndCause, Seat};
-pub use api::{ApiClient, ConsultationInfo, PatientLink, parse_link, ws_url};
+pub use api::{
+    ApiClient, ConsultationInfo, PatientLink, SessionHandle, TOTP_SECRET_ENV, parse_link, sign_in,
+    ws_url,
+};

@@ -144,10 +144,12 @@ impl DoctorApp {
                     node,
                     login,
                     password,
+                    code,
                 } => self.request(Request::SignIn {
                     node,
                     login,
                     password,
+                    code,
                 }),
                 Command::SignOut => self.request(Request::SignOut),
                 Command::LoadConsultations => self.request(Request::List),
@@ -351,12 +353,19 @@ impl DoctorApp {
             ui.add(egui::TextEdit::singleline(&mut self.state.form.login).desired_width(320.0));
             ui.end_row();
             ui.label("Password");
-            let pw = ui.add(
+            ui.add(
                 egui::TextEdit::singleline(&mut self.state.form.password)
                     .password(true)
                     .desired_width(320.0),
             );
-            if pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+            ui.end_row();
+            ui.label("Code");
+            let code = ui.add(
+                egui::TextEdit::singleline(&mut self.state.form.code)
+                    .hint_text("6 digits from your authenticator app, or a recovery code")
+                    .desired_width(320.0),
+            );
+            if code.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                 self.act(UserAction::SignIn);
             }
             ui.end_row();

@@ -24,6 +24,7 @@ pub(crate) enum Request {
         node: String,
         login: String,
         password: String,
+        code: String,
     },
     SignOut,
     List,
@@ -151,7 +152,8 @@ impl Bridge {
                 node,
                 login,
                 password,
-            } => match ApiClient::login(&node, &login, &password).await {
+                code,
+            } => match crate::client::sign_in(&node, &login, &password, &code).await {
                 Ok(api) => {
                     if let Some(s) = &self.settings {
                         let saved = s
@@ -159,7 +161,7 @@ impl Bridge {
                                 node: api.base().to_owned(),
                                 login: login.clone(),
                             })
-                            .and_then(|()| s.save_session(api.session()));
+                            .and_then(|()| s.save_session(&api.session()));
                         if let Err(e) = saved {
                             tracing::warn!(error = %format!("{e:#}"), "settings not saved");
                         }
@@ -233,7 +235,7 @@ impl Bridge {
             ws_url: api.ws_url(),
             seat: Seat::Doctor {
                 consultation: link.consultation.id.clone(),
-                session: api.session().to_owned(),
+                session: api.session_handle(),
             },
             link_key: link.link_key,
             auto_admit: false,

@@ -85,6 +85,8 @@ pub fn run_window(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         node,
         login,
         password,
+        code: String::new(),
+        code_from_secret: std::env::var_os(crate::client::TOTP_SECRET_ENV).is_some(),
     };
     let state = state::State::new(form, session.is_some(), true);
 

@@ -121,6 +121,8 @@ mod tests {
             node: "http://n".into(),
             login: "dr".into(),
             password: "pw".into(),
+            code: "123456".into(),
+            code_from_secret: false,
         };
         let mut state = State::new(form, false, false);
         let mut script = Script::parse("sign-in,new-consultation,admit,hang-up,done,quit").unwrap();

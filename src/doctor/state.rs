@@ -46,6 +46,10 @@ pub struct SignInForm {
     pub node: String,
     pub login: String,
     pub password: String,
+    /// The authenticator app's current code, or a recovery code.
+    pub code: String,
+    /// Automation: the runtime computes the code from `TELENODE_TOTP_SECRET`.
+    pub code_from_secret: bool,
 }
 
 impl std::fmt::Debug for SignInForm {
@@ -54,6 +58,7 @@ impl std::fmt::Debug for SignInForm {
             .field("node", &self.node)
             .field("login", &self.login)
             .field("password", &"***")
+            .field("code", &"***")
             .finish()
     }
 }
@@ -107,6 +112,8 @@ pub enum Command {
         node: String,
         login: String,
         password: String,
+        /// Empty when the runtime computes it (`code_from_secret`).
+        code: String,
     },
     SignOut,
     LoadConsultations,
@@ -313,15 +320,24 @@ impl State {
                     self.error = Some("Enter your login and your password.".into());
                     return;
                 }
+                if self.form.code.trim().is_empty() && !self.form.code_from_secret {
+                    self.error = Some(
+                        "Enter the 6-digit code from your authenticator app (or a recovery code)."
+                            .into(),
+                    );
+                    return;
+                }
                 self.error = None;
                 self.busy = true;
                 let password = std::mem::take(&mut self.form.password);
+                let code = std::mem::take(&mut self.form.code).trim().to_owned();
                 self.form.node = node.clone();
                 self.form.login = login.clone();
                 self.push(Command::SignIn {
                     node,
                     login,
                     password,
+                    code,
                 });
             }
             UserAction::SignOut => {
@@ -392,6 +408,7 @@ impl State {
                 self.form.node = node;
                 self.form.login = login.clone();
                 self.form.password.clear();
+                self.form.code.clear();
                 self.signed_in_as = Some(login);
                 self.screen = Screen::Consultations;
                 self.push(Command::LoadConsultations);
@@ -700,6 +717,8 @@ mod tests {
             node: "http://127.0.0.1:8080/".into(),
             login: "dr-lind".into(),
             password: "secret password".into(),
+            code: " 123 456 ".into(),
+            code_from_secret: false,
         }
     }
 
@@ -739,6 +758,21 @@ mod tests {
     }
 
     #[test]
+    fn sign_in_needs_a_code_unless_automation_computes_it() {
+        let t = Instant::now();
+        let mut f = form();
+        f.code.clear();
+        let mut s = State::new(f.clone(), false, false);
+        s.handle_action(t, UserAction::SignIn);
+        assert!(drain(&mut s).is_empty());
+        assert!(s.error.as_deref().is_some_and(|e| e.contains("code")));
+        f.code_from_secret = true;
+        let mut s = State::new(f, false, false);
+        s.handle_action(t, UserAction::SignIn);
+        assert!(matches!(&drain(&mut s)[..], [Command::SignIn { code, .. }] if code.is_empty()));
+    }
+
+    #[test]
     fn sign_in_sends_credentials_once_and_forgets_the_password() {
         let t = Instant::now();
         let mut s = State::new(form(), false, false);
@@ -751,9 +785,10 @@ mod tests {
                 node: "http://127.0.0.1:8080".into(),
                 login: "dr-lind".into(),
                 password: "secret password".into(),
+                code: "123 456".into(),
             }]
         );
-        assert!(s.form.password.is_empty() && s.busy);
+        assert!(s.form.password.is_empty() && s.form.code.is_empty() && s.busy);
         // A second press while busy does nothing.
         s.handle_action(t, UserAction::SignIn);
         assert!(drain(&mut s).is_empty());

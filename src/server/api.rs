@@ -34,7 +34,7 @@ impl ApiError {
     const BAD_CREDENTIALS: ApiError = ApiError::new(
         StatusCode::UNAUTHORIZED,
         "bad_credentials",
-        "login or password is wrong",
+        "login, password or code is wrong",
     );
     const UNAUTHENTICATED: ApiError = ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -76,11 +76,57 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| ApiError::INTERNAL)?
 }
 
-#[derive(Debug, Deserialize)]
+/// A sign-in: password and second factor in one request, so that nothing
+/// tells a caller which of them was wrong. `code` is the current TOTP code
+/// (6 digits) or one of the account's recovery codes. A WebAuthn assertion
+/// would come as another optional field beside `code`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     login: String,
     password: String,
+    #[serde(default)]
+    code: String,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginRequest")
+    }
+}
+
+/// Checks the second factor of an account whose password was right:
+/// a TOTP code not used before, or an unused recovery code (used up now).
+fn second_factor_ok(
+    store: &dyn crate::store::Store,
+    doctor: &crate::store::Doctor,
+    code: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some(factor) = &doctor.second_factor else {
+        tracing::warn!("sign-in refused: the account has no second factor (admin doctor reset)");
+        return Ok(false);
+    };
+    let digits = code.chars().filter(|c| !c.is_whitespace()).count();
+    if digits == crate::totp::DIGITS as usize {
+        return match crate::totp::verify(
+            &factor.totp_secret,
+            code,
+            now.max(0) as u64,
+            factor.totp_last_step,
+        ) {
+            Some(step) => store.consume_totp_step(doctor.id, step),
+            None => Ok(false),
+        };
+    }
+    if code.len() > 64 || code.is_empty() {
+        return Ok(false);
+    }
+    let used = store.consume_recovery_code(doctor.id, &auth::recovery_hash(code))?;
+    if used {
+        store.record(&AuditEvent::RecoveryCodeUsed { doctor: doctor.id }, now)?;
+    }
+    Ok(used)
 }
 
 #[derive(Debug, Serialize)]
@@ -94,7 +140,7 @@ pub async fn login(
     AxState(app): AxState<Arc<AppState>>,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    if req.login.len() > 256 || req.password.len() > 1024 {
+    if req.login.len() > 256 || req.password.len() > 1024 || req.code.len() > 64 {
         return Err(ApiError::BAD_CREDENTIALS);
     }
     let store = app.store.clone();
@@ -107,7 +153,12 @@ pub async fn login(
         // A locked account answers exactly like a wrong password, after the
         // same work, so the lockout says nothing about the account.
         let usable = doctor.as_ref().filter(|d| !d.disabled && !locked);
-        let ok = auth::verify_password(usable.map(|d| d.password_hash.as_str()), &req.password);
+        let password_ok =
+            auth::verify_password(usable.map(|d| d.password_hash.as_str()), &req.password);
+        let ok = match usable {
+            Some(d) if password_ok => second_factor_ok(store.as_ref(), d, &req.code, unix_now())?,
+            _ => false,
+        };
         metrics.login(ok && usable.is_some());
         let Some(doctor) = usable.filter(|_| ok) else {
             tracing::info!("failed login");
@@ -118,8 +169,9 @@ pub async fn login(
             return Err(ApiError::BAD_CREDENTIALS);
         };
         let (session, hash) = auth::new_session_token();
-        let expires_at = unix_now() + ttl;
-        store.add_session(&hash, doctor.id, expires_at)?;
+        let now = unix_now();
+        let expires_at = now + ttl;
+        store.add_session(&hash, doctor.id, now, expires_at)?;
         store.record(&AuditEvent::Login { doctor: doctor.id }, unix_now())?;
         tracing::info!("doctor logged in");
         Ok(Json(LoginResponse {
@@ -161,8 +213,84 @@ async fn doctor(app: &AppState, headers: &HeaderMap) -> Result<(DoctorId, [u8; 3
         .ok_or(ApiError::UNAUTHENTICATED)?;
     let hash = auth::session_hash(token);
     let store = app.store.clone();
-    let id = blocking(move || Ok(store.session_doctor(&hash, unix_now())?)).await?;
-    id.map(|id| (id, hash)).ok_or(ApiError::UNAUTHENTICATED)
+    let idle = app.config.session_idle_secs as i64;
+    let session = blocking(move || Ok(store.session(&hash, unix_now(), idle)?)).await?;
+    session
+        .map(|s| (s.doctor, hash))
+        .ok_or(ApiError::UNAUTHENTICATED)
+}
+
+/// Response header carrying a rotated session token.
+pub const SESSION_HEADER: &str = "x-telenode-session";
+
+/// How long a session token stays valid after it was rotated, for requests
+/// already on their way with it (a quarter of the lifetime if that is less).
+pub const ROTATION_GRACE_SECS: i64 = 60;
+
+fn rotation_grace(ttl: i64) -> i64 {
+    ROTATION_GRACE_SECS.min(ttl / 4)
+}
+
+/// Whether a session should be replaced: past half its lifetime, and not
+/// itself an old token in its grace period (`ttl`: sessions' configured
+/// lifetime).
+pub fn due_for_rotation(created_at: i64, expires_at: i64, now: i64, ttl: i64) -> bool {
+    now >= created_at + (expires_at - created_at) / 2 && expires_at - now > rotation_grace(ttl)
+}
+
+/// Middleware: a request whose session is past half its lifetime gets a
+/// fresh session (same doctor, full lifetime) in the `x-telenode-session`
+/// response header, and the old token ends after a short grace period.
+pub async fn rotate_session(
+    AxState(app): AxState<Arc<AppState>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let Some(token) = token else {
+        return next.run(request).await;
+    };
+    let store = app.store.clone();
+    let idle = app.config.session_idle_secs as i64;
+    let ttl = app.config.session_ttl_secs as i64;
+    let rotated = blocking(move || {
+        let hash = auth::session_hash(&token);
+        let now = unix_now();
+        let Some(s) = store.session(&hash, now, idle)? else {
+            return Ok(None);
+        };
+        if !due_for_rotation(s.created_at, s.expires_at, now, ttl) {
+            return Ok(None);
+        }
+        let (fresh, fresh_hash) = auth::new_session_token();
+        store.add_session(&fresh_hash, s.doctor, now, now + ttl)?;
+        store.shorten_session(&hash, now + rotation_grace(ttl))?;
+        tracing::debug!("session rotated");
+        Ok(Some(fresh))
+    })
+    .await;
+    let fresh = match rotated {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(fresh) = &fresh
+        && let Ok(v) = header::HeaderValue::from_str(&format!("Bearer {fresh}"))
+    {
+        // The handler works with the new session already.
+        request.headers_mut().insert(header::AUTHORIZATION, v);
+    }
+    let mut response = next.run(request).await;
+    if let Some(fresh) = fresh
+        && let Ok(v) = header::HeaderValue::from_str(&fresh)
+    {
+        response.headers_mut().insert(SESSION_HEADER, v);
+    }
+    response
 }
 
 pub async fn logout(
@@ -173,6 +301,28 @@ pub async fn logout(
     let store = app.store.clone();
     blocking(move || Ok(store.delete_session(&hash)?)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_past_half_life_and_not_again_in_the_grace_period() {
+        // 12 h session created at 0.
+        let (c, e, ttl) = (0, 43_200, 43_200);
+        assert!(!due_for_rotation(c, e, 21_599, ttl));
+        assert!(due_for_rotation(c, e, 21_600, ttl));
+        // The old token, shortened to now + 60 s, is not rotated again.
+        let now = 30_000;
+        for t in now..now + 60 {
+            assert!(!due_for_rotation(c, now + rotation_grace(ttl), t, ttl));
+        }
+        // A short session gets a proportionally short grace.
+        assert_eq!(rotation_grace(8), 2);
+        assert!(due_for_rotation(0, 8, 4, 8));
+        assert!(!due_for_rotation(0, 6, 5, 8));
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -113,10 +113,17 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/legal/{page}", get(web::legal_page))
         .route("/ws", get(ws::upgrade))
         .route("/api/v1/login", post(api::login))
-        .route("/api/v1/logout", post(api::logout))
-        .route("/api/v1/consultations", get(api::list).post(api::create))
-        .route("/api/v1/consultations/{id}", get(api::get))
-        .route("/api/v1/consultations/{id}/end", post(api::end))
+        .merge(
+            Router::new()
+                .route("/api/v1/logout", post(api::logout))
+                .route("/api/v1/consultations", get(api::list).post(api::create))
+                .route("/api/v1/consultations/{id}", get(api::get))
+                .route("/api/v1/consultations/{id}/end", post(api::end))
+                .layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    api::rotate_session,
+                )),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // A request that has not been answered in time gets 408; WebSocket
         // sessions are not requests once upgraded and are unaffected.

@@ -249,8 +249,9 @@ async fn authenticate(app: &AppState, hello: Hello) -> Result<(Consultation, Sea
             session,
         } => {
             let hash = crate::auth::session_hash(&session);
+            let idle = app.config.session_idle_secs as i64;
             let found = tokio::task::spawn_blocking(move || {
-                let doctor = store.session_doctor(&hash, now)?;
+                let doctor = store.session(&hash, now, idle)?.map(|s| s.doctor);
                 let c = store.consultation(&consultation)?;
                 Ok::<_, crate::store::StoreError>((doctor, c))
             })

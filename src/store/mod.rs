@@ -35,6 +35,28 @@ pub struct Doctor {
     /// PHC string (argon2id).
     pub password_hash: String,
     pub disabled: bool,
+    /// The enrolled second factor; `None` for an account that has none yet
+    /// (it cannot sign in until `telenode admin doctor reset`).
+    pub second_factor: Option<SecondFactor>,
+}
+
+/// A doctor's second factor as stored (sealed with the rest of the record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondFactor {
+    /// The TOTP secret (RFC 6238).
+    pub totp_secret: Vec<u8>,
+    /// The last TOTP time step accepted: a code is good once.
+    pub totp_last_step: u64,
+    /// Hashes of the unused recovery codes.
+    pub recovery_hashes: Vec<[u8; 32]>,
+}
+
+/// A live doctor session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub doctor: DoctorId,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
 }
 
 /// A consultation as stored: the node knows nothing about the patient.
@@ -111,6 +133,14 @@ pub enum AuditEvent {
         doctor: DoctorId,
     },
     DoctorEnabled {
+        doctor: DoctorId,
+    },
+    /// New second factor (and maybe password); sessions ended.
+    DoctorCredentialsSet {
+        doctor: DoctorId,
+    },
+    /// A recovery code was used to sign in.
+    RecoveryCodeUsed {
         doctor: DoctorId,
     },
     Login {
@@ -193,18 +223,44 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<(), StoreError>;
 
+    /// Replaces an account's second factor and, when given, its password;
+    /// ends every session of the account (`admin doctor add` enrols with
+    /// it, `admin doctor reset` renews both).
+    fn set_credentials(
+        &self,
+        doctor: DoctorId,
+        password_hash: Option<&str>,
+        factor: &SecondFactor,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Records that TOTP step `step` was used; false if it (or a later one)
+    /// already was, so a code cannot be replayed.
+    fn consume_totp_step(&self, doctor: DoctorId, step: u64) -> Result<bool, StoreError>;
+    /// Uses up the recovery code with this hash; false if there is none.
+    fn consume_recovery_code(&self, doctor: DoctorId, hash: &[u8; 32]) -> Result<bool, StoreError>;
+
     fn add_session(
         &self,
         token_hash: &[u8; 32],
         doctor: DoctorId,
+        now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
-    /// The doctor a live session belongs to; expired sessions are not found.
-    fn session_doctor(
+    /// A live session: not expired, not idle for more than `idle_secs`, of
+    /// an enabled account. Finding it counts as use (idle time restarts);
+    /// an expired or idle one is deleted.
+    fn session(
         &self,
         token_hash: &[u8; 32],
         now: UnixTime,
-    ) -> Result<Option<DoctorId>, StoreError>;
+        idle_secs: i64,
+    ) -> Result<Option<Session>, StoreError>;
+    /// Makes a session end at `expires_at` at the latest (after rotation).
+    fn shorten_session(
+        &self,
+        token_hash: &[u8; 32],
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
     fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
 
     /// Stores a new consultation (and audits its creation at `c.created_at`).

@@ -31,8 +31,8 @@ use super::crypto::{
 };
 use super::keyfile;
 use super::{
-    AuditEntry, AuditEvent, Consultation, Doctor, DoctorId, PurgeReport, Store, StoreError,
-    UnixTime,
+    AuditEntry, AuditEvent, Consultation, Doctor, DoctorId, PurgeReport, SecondFactor, Session,
+    Store, StoreError, UnixTime,
 };
 
 /// File name of the database inside the data directory.
@@ -139,13 +139,49 @@ struct DoctorRec {
     display_name: String,
     password_hash: String,
     disabled: bool,
+    /// Absent in records written before second factors existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    factor: Option<FactorRec>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FactorRec {
+    /// base64url TOTP secret.
+    totp: String,
+    totp_last_step: u64,
+    /// base64url hashes of the unused recovery codes.
+    recovery: Vec<String>,
+}
+
+impl DoctorRec {
+    fn of(d: &Doctor) -> DoctorRec {
+        DoctorRec {
+            login: d.login.clone(),
+            display_name: d.display_name.clone(),
+            password_hash: d.password_hash.clone(),
+            disabled: d.disabled,
+            factor: d.second_factor.as_ref().map(|f| FactorRec {
+                totp: b64(&f.totp_secret),
+                totp_last_step: f.totp_last_step,
+                recovery: f.recovery_hashes.iter().map(|h| b64(h)).collect(),
+            }),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct SessionRec {
     doctor: DoctorId,
     expires_at: UnixTime,
+    #[serde(default)]
+    created_at: UnixTime,
+    #[serde(default)]
+    last_used: UnixTime,
 }
+
+/// A session's last use is written at most this often (seconds; a quarter
+/// of the idle timeout if that is shorter).
+const SESSION_TOUCH_SECS: i64 = 30;
 
 #[derive(Serialize, Deserialize)]
 struct ConsultationRec {
@@ -189,6 +225,12 @@ fn unb64<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], StoreEr
         .ok()
         .and_then(|v| <[u8; N]>::try_from(v.as_slice()).ok())
         .ok_or(StoreError::Corrupt { what })
+}
+
+fn unb64_vec(s: &str, what: &'static str) -> Result<Vec<u8>, StoreError> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| StoreError::Corrupt { what })
 }
 
 fn seal_json<T: Serialize>(sealer: &Sealer, loc: Loc<'_>, value: &T) -> Vec<u8> {
@@ -525,12 +567,25 @@ impl SqliteStore {
                 column: "login_key",
             });
         }
+        let second_factor = match rec.factor {
+            Some(f) => Some(SecondFactor {
+                totp_secret: unb64_vec(&f.totp, "TOTP secret")?,
+                totp_last_step: f.totp_last_step,
+                recovery_hashes: f
+                    .recovery
+                    .iter()
+                    .map(|h| unb64(h, "recovery code hash"))
+                    .collect::<Result<_, _>>()?,
+            }),
+            None => None,
+        };
         Ok(Doctor {
             id: DoctorId(id),
             login: rec.login,
             display_name: rec.display_name,
             password_hash: rec.password_hash,
             disabled: rec.disabled,
+            second_factor,
         })
     }
 
@@ -555,6 +610,82 @@ impl SqliteStore {
             .optional()?;
         row.map(|(id, key, rec)| self.doctor_row(id, &key, &rec))
             .transpose()
+    }
+
+    /// Rewrites an account's sealed record.
+    fn put_doctor(&self, tx: &rusqlite::Transaction<'_>, d: &Doctor) -> Result<(), StoreError> {
+        tx.execute(
+            "UPDATE doctors SET record = ?2 WHERE id = ?1",
+            params![
+                d.id.0,
+                seal_json(
+                    &self.sealer,
+                    doctor_loc(&d.id.0.to_be_bytes()),
+                    &DoctorRec::of(d)
+                )
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Read-modify-write of an account's second factor in one transaction;
+    /// `change` says whether it changed anything (and so the answer).
+    fn update_factor(
+        &self,
+        doctor: DoctorId,
+        change: impl FnOnce(&mut SecondFactor) -> bool,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let record: Option<(Vec<u8>, Vec<u8>)> = tx
+                .query_row(
+                    "SELECT login_key, record FROM doctors WHERE id = ?1",
+                    [doctor.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((login_key, record)) = record else {
+                return Ok(false);
+            };
+            let mut d = self.doctor_row(doctor.0, &login_key, &record)?;
+            let Some(factor) = d.second_factor.as_mut() else {
+                return Ok(false);
+            };
+            if !change(factor) {
+                return Ok(false);
+            }
+            self.put_doctor(tx, &d)?;
+            Ok(true)
+        })
+    }
+
+    fn session_rec(&self, key: &[u8]) -> Result<Option<SessionRec>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn()
+            .query_row(
+                "SELECT doctor_key, record FROM sessions WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((doctor_key, record)) = row else {
+            return Ok(None);
+        };
+        let rec: SessionRec = open_json(&self.sealer, session_loc(key), &record)?;
+        if !same(&doctor_key, &self.doctor_key(rec.doctor)) {
+            return Err(StoreError::Integrity {
+                table: "sessions",
+                column: "doctor_key",
+            });
+        }
+        Ok(Some(rec))
+    }
+
+    fn put_session(&self, key: &[u8], rec: &SessionRec) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE sessions SET record = ?2 WHERE key = ?1",
+            params![key, seal_json(&self.sealer, session_loc(key), rec)],
+        )?;
+        Ok(())
     }
 
     fn consultation_row(
@@ -797,6 +928,7 @@ fn convert_v1(tx: &Connection, sealer: &Sealer) -> Result<(), StoreError> {
             display_name,
             password_hash,
             disabled,
+            factor: None,
         };
         tx.execute(
             "INSERT INTO doctors (id, login_key, record) VALUES (?1, ?2, ?3)",
@@ -932,6 +1064,7 @@ impl Store for SqliteStore {
                 display_name: display_name.to_owned(),
                 password_hash: password_hash.to_owned(),
                 disabled: false,
+                factor: None,
             };
             tx.execute(
                 "INSERT INTO doctors (id, login_key, record) VALUES (?1, ?2, ?3)",
@@ -998,19 +1131,13 @@ impl Store for SqliteStore {
             .doctor_by_login(login)?
             .ok_or(StoreError::NotFound { what: "doctor" })?;
         self.write(|tx| {
-            let rec = DoctorRec {
-                login: doctor.login.clone(),
-                display_name: doctor.display_name.clone(),
-                password_hash: doctor.password_hash.clone(),
-                disabled,
-            };
             let id = doctor.id;
-            tx.execute(
-                "UPDATE doctors SET record = ?2 WHERE id = ?1",
-                params![
-                    id.0,
-                    seal_json(&self.sealer, doctor_loc(&id.0.to_be_bytes()), &rec)
-                ],
+            self.put_doctor(
+                tx,
+                &Doctor {
+                    disabled,
+                    ..doctor.clone()
+                },
             )?;
             let event = if disabled {
                 tx.execute(
@@ -1025,14 +1152,71 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_credentials(
+        &self,
+        doctor: DoctorId,
+        password_hash: Option<&str>,
+        factor: &SecondFactor,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let current = self
+            .doctor(doctor)?
+            .ok_or(StoreError::NotFound { what: "doctor" })?;
+        self.write(|tx| {
+            self.put_doctor(
+                tx,
+                &Doctor {
+                    password_hash: password_hash
+                        .map_or(current.password_hash.clone(), str::to_owned),
+                    second_factor: Some(factor.clone()),
+                    ..current.clone()
+                },
+            )?;
+            tx.execute(
+                "DELETE FROM sessions WHERE doctor_key = ?1",
+                [self.doctor_key(doctor)],
+            )?;
+            append_audit(
+                tx,
+                &self.sealer,
+                &AuditEvent::DoctorCredentialsSet { doctor },
+                now,
+            )
+        })
+    }
+
+    fn consume_totp_step(&self, doctor: DoctorId, step: u64) -> Result<bool, StoreError> {
+        self.update_factor(doctor, |f| {
+            if step <= f.totp_last_step {
+                return false;
+            }
+            f.totp_last_step = step;
+            true
+        })
+    }
+
+    fn consume_recovery_code(&self, doctor: DoctorId, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.update_factor(doctor, |f| {
+            let before = f.recovery_hashes.len();
+            f.recovery_hashes.retain(|h| !bool::from(h.ct_eq(hash)));
+            f.recovery_hashes.len() < before
+        })
+    }
+
     fn add_session(
         &self,
         token_hash: &[u8; 32],
         doctor: DoctorId,
+        now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
         let key = self.sealer.index(IDX_SESSION, token_hash);
-        let rec = SessionRec { doctor, expires_at };
+        let rec = SessionRec {
+            doctor,
+            expires_at,
+            created_at: now,
+            last_used: now,
+        };
         self.conn().execute(
             "INSERT INTO sessions (key, doctor_key, record) VALUES (?1, ?2, ?3)",
             params![
@@ -1044,38 +1228,48 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn session_doctor(
+    fn session(
         &self,
         token_hash: &[u8; 32],
         now: UnixTime,
-    ) -> Result<Option<DoctorId>, StoreError> {
+        idle_secs: i64,
+    ) -> Result<Option<Session>, StoreError> {
         let key = self.sealer.index(IDX_SESSION, token_hash);
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .conn()
-            .query_row(
-                "SELECT doctor_key, record FROM sessions WHERE key = ?1",
-                [&key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((doctor_key, record)) = row else {
+        let Some(mut rec) = self.session_rec(&key)? else {
             return Ok(None);
         };
-        let rec: SessionRec = open_json(&self.sealer, session_loc(&key), &record)?;
-        if !same(&doctor_key, &self.doctor_key(rec.doctor)) {
-            return Err(StoreError::Integrity {
-                table: "sessions",
-                column: "doctor_key",
-            });
-        }
-        if rec.expires_at <= now {
+        let idle_since = rec.last_used.max(rec.created_at);
+        if rec.expires_at <= now || now.saturating_sub(idle_since) > idle_secs {
             self.delete_session(token_hash)?;
             return Ok(None);
         }
-        Ok(self
-            .doctor(rec.doctor)?
-            .filter(|d| !d.disabled)
-            .map(|d| d.id))
+        if self.doctor(rec.doctor)?.is_none_or(|d| d.disabled) {
+            return Ok(None);
+        }
+        if now - rec.last_used >= SESSION_TOUCH_SECS.min(idle_secs / 4) {
+            rec.last_used = now;
+            self.put_session(&key, &rec)?;
+        }
+        Ok(Some(Session {
+            doctor: rec.doctor,
+            created_at: rec.created_at,
+            expires_at: rec.expires_at,
+        }))
+    }
+
+    fn shorten_session(
+        &self,
+        token_hash: &[u8; 32],
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let key = self.sealer.index(IDX_SESSION, token_hash);
+        if let Some(mut rec) = self.session_rec(&key)?
+            && rec.expires_at > expires_at
+        {
+            rec.expires_at = expires_at;
+            self.put_session(&key, &rec)?;
+        }
+        Ok(())
     }
 
     fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
@@ -1313,17 +1507,98 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire_and_die_with_disable() {
+    fn sessions_expire_idle_out_and_die_with_disable() {
         let (_d, s) = store();
         let id = s.add_doctor("bob", "Dr. B", "h", 1).expect("add");
-        s.add_session(&[1; 32], id, 50).expect("session");
-        assert_eq!(s.session_doctor(&[1; 32], 10).expect("q"), Some(id));
-        assert_eq!(s.session_doctor(&[1; 32], 50).expect("q"), None, "expired");
-        s.add_session(&[2; 32], id, 500).expect("session");
+        let live = |s: &SqliteStore, t: &[u8; 32], now| {
+            s.session(t, now, 100).expect("q").map(|x| x.doctor)
+        };
+        s.add_session(&[1; 32], id, 0, 50).expect("session");
+        assert_eq!(live(&s, &[1; 32], 10), Some(id));
+        assert_eq!(live(&s, &[1; 32], 50), None, "expired");
+        assert_eq!(live(&s, &[1; 32], 10), None, "and deleted");
+
+        // Idle: each use restarts the clock (written every 30 s at most).
+        s.add_session(&[4; 32], id, 0, 10_000).expect("session");
+        assert_eq!(live(&s, &[4; 32], 90), Some(id));
+        assert_eq!(live(&s, &[4; 32], 180), Some(id), "used at 90: not idle");
+        assert_eq!(live(&s, &[4; 32], 281), None, "idle for 101 s");
+        assert_eq!(live(&s, &[4; 32], 200), None, "and deleted");
+
+        // Shortened after rotation.
+        s.add_session(&[5; 32], id, 0, 10_000).expect("session");
+        s.shorten_session(&[5; 32], 60).expect("shorten");
+        assert_eq!(live(&s, &[5; 32], 59), Some(id));
+        assert_eq!(live(&s, &[5; 32], 60), None);
+
+        s.add_session(&[2; 32], id, 0, 500).expect("session");
         s.set_doctor_disabled("bob", true, 2).expect("disable");
-        assert_eq!(s.session_doctor(&[2; 32], 10).expect("q"), None);
+        assert_eq!(live(&s, &[2; 32], 10), None);
         s.set_doctor_disabled("bob", false, 3).expect("enable");
         assert!(!s.doctor(id).unwrap().unwrap().disabled);
+    }
+
+    #[test]
+    fn second_factor_is_sealed_single_use_and_reset_ends_sessions() {
+        let (_d, s) = store();
+        let id = s.add_doctor("cat", "Dr. C", "h1", 1).expect("add");
+        assert!(s.doctor(id).unwrap().unwrap().second_factor.is_none());
+        assert!(
+            !s.consume_totp_step(id, 5).unwrap(),
+            "no factor, nothing to use"
+        );
+        let factor = SecondFactor {
+            totp_secret: vec![7; 20],
+            totp_last_step: 0,
+            recovery_hashes: vec![[1; 32], [2; 32]],
+        };
+        s.add_session(&[9; 32], id, 0, 500).expect("session");
+        s.set_credentials(id, None, &factor, 2).expect("enrol");
+        assert_eq!(
+            s.session(&[9; 32], 3, 100).unwrap(),
+            None,
+            "enrolment ends sessions"
+        );
+        let d = s.doctor(id).unwrap().unwrap();
+        assert_eq!(d.second_factor.as_ref(), Some(&factor));
+        assert_eq!(d.password_hash, "h1", "password kept");
+
+        assert!(s.consume_totp_step(id, 10).unwrap());
+        assert!(!s.consume_totp_step(id, 10).unwrap(), "same step twice");
+        assert!(!s.consume_totp_step(id, 9).unwrap(), "an older step");
+        assert!(s.consume_totp_step(id, 11).unwrap());
+
+        assert!(s.consume_recovery_code(id, &[2; 32]).unwrap());
+        assert!(!s.consume_recovery_code(id, &[2; 32]).unwrap(), "used up");
+        assert!(
+            !s.consume_recovery_code(id, &[3; 32]).unwrap(),
+            "never issued"
+        );
+        assert_eq!(
+            s.doctor(id)
+                .unwrap()
+                .unwrap()
+                .second_factor
+                .unwrap()
+                .recovery_hashes,
+            vec![[1; 32]]
+        );
+
+        s.add_session(&[8; 32], id, 0, 500).expect("session");
+        let fresh = SecondFactor {
+            totp_secret: vec![8; 20],
+            totp_last_step: 0,
+            recovery_hashes: vec![],
+        };
+        s.set_credentials(id, Some("h2"), &fresh, 4).expect("reset");
+        assert_eq!(
+            s.session(&[8; 32], 5, 100).unwrap(),
+            None,
+            "reset ends sessions"
+        );
+        let d = s.doctor(id).unwrap().unwrap();
+        assert_eq!(d.password_hash, "h2");
+        assert_eq!(d.second_factor, Some(fresh));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Node {
     pub store: Arc<SqliteStore>,
     pub running: Option<Running>,
     pub base: String,
+    /// TOTP secrets (base32) of the accounts `add_doctor` made.
+    pub totp: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Node {
@@ -67,12 +69,34 @@ impl Node {
             store,
             running: Some(running),
             base,
+            totp: Default::default(),
         }
     }
 
-    pub fn add_doctor(&self, login: &str, name: &str) {
+    /// Adds an account with [`PASSWORD`] and a TOTP second factor; returns
+    /// the TOTP secret (base32, as in the otpauth URI).
+    pub fn add_doctor(&self, login: &str, name: &str) -> String {
         let hash = telenode::auth::new_password_hash(PASSWORD).unwrap();
-        self.store.add_doctor(login, name, &hash, 0).unwrap();
+        let id = self.store.add_doctor(login, name, &hash, 0).unwrap();
+        let secret = telenode::auth::new_totp_secret().to_vec();
+        let factor = telenode::store::SecondFactor {
+            totp_secret: secret.clone(),
+            totp_last_step: 0,
+            recovery_hashes: Vec::new(),
+        };
+        self.store.set_credentials(id, None, &factor, 0).unwrap();
+        let b32 = telenode::totp::base32_encode(&secret);
+        self.totp
+            .lock()
+            .unwrap()
+            .insert(login.to_owned(), b32.clone());
+        b32
+    }
+
+    /// Signs in an account made by [`Node::add_doctor`].
+    pub async fn login(&self, login: &str) -> ApiClient {
+        let secret = self.totp.lock().unwrap()[login].clone();
+        login_with_secret(&self.base, login, &secret).await
     }
 
     pub fn ws_url(&self) -> String {
@@ -114,7 +138,7 @@ pub fn doctor_options(api: &ApiClient, link: &PatientLink) -> CallOptions {
         api.ws_url(),
         Seat::Doctor {
             consultation: link.consultation.id.clone(),
-            session: api.session().to_owned(),
+            session: api.session_handle(),
         },
         link.link_key.clone(),
     )
@@ -137,6 +161,26 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Signs in with [`PASSWORD`] and a code from `secret`. A code is good
+/// once: a second sign-in within the same 30-second step uses the next
+/// step's code (accepted as clock skew).
+pub async fn login_with_secret(base: &str, login: &str, secret: &str) -> ApiClient {
+    let key = telenode::totp::base32_decode(secret).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut last = None;
+    for ahead in [0, telenode::totp::STEP_SECS] {
+        let code = telenode::totp::code_at(&key, now + ahead);
+        match ApiClient::login(base, login, PASSWORD, &code).await {
+            Ok(api) => return api,
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("login {login}: {:#}", last.unwrap());
 }
 
 pub async fn wait_for<T>(

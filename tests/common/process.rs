@@ -20,8 +20,9 @@ pub async fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// `telenode admin --data-dir DATA doctor add … --password-stdin`.
-pub async fn admin_add_doctor(data: &Path, login: &str, name: &str) {
+/// `telenode admin --data-dir DATA doctor add … --password-stdin`; returns
+/// the TOTP secret (base32) from the otpauth URI it prints.
+pub async fn admin_add_doctor(data: &Path, login: &str, name: &str) -> String {
     let mut add = Command::new(EXE)
         .args(["admin", "--data-dir"])
         .arg(data)
@@ -35,7 +36,7 @@ pub async fn admin_add_doctor(data: &Path, login: &str, name: &str) {
             "--password-stdin",
         ])
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("admin runs");
     let mut stdin = add.stdin.take().expect("stdin");
@@ -44,7 +45,21 @@ pub async fn admin_add_doctor(data: &Path, login: &str, name: &str) {
         .await
         .expect("write");
     drop(stdin);
-    assert!(add.wait().await.expect("admin").success());
+    let out = add.wait_with_output().await.expect("admin");
+    assert!(out.status.success());
+    totp_secret_from(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The base32 secret of the otpauth URI in `admin doctor add|reset` output.
+pub fn totp_secret_from(stdout: &str) -> String {
+    let uri = stdout
+        .lines()
+        .find(|l| l.starts_with("otpauth://totp/"))
+        .unwrap_or_else(|| panic!("no otpauth URI in:\n{stdout}"));
+    uri.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .expect("secret parameter")
+        .to_owned()
 }
 
 /// `telenode serve` on the given loopback ports, TURN on an ephemeral port;
