@@ -279,6 +279,22 @@ async fn a_doctor_cannot_reach_another_doctors_consultation() {
     let id = &link.consultation.id;
 
     assert!(b.consultations().await.expect("list").is_empty());
+    // Reading it: the same answer as a consultation that does not exist.
+    let read = |id: String| {
+        let (base, session) = (node.base.clone(), b.session());
+        async move {
+            let res = reqwest::Client::new()
+                .get(format!("{base}/api/v1/consultations/{id}"))
+                .bearer_auth(session)
+                .send()
+                .await
+                .expect("request");
+            (res.status().as_u16(), res.text().await.expect("body"))
+        }
+    };
+    let theirs = read(id.clone()).await;
+    assert_eq!(theirs.0, 404);
+    assert_eq!(theirs, read("no-such-consultation".into()).await);
     let err = b
         .end(id)
         .await

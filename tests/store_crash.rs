@@ -102,6 +102,15 @@ async fn writer(http: reqwest::Client, base: String, session: String, acked: Arc
     }
 }
 
+const TOTP_SECRET: &[u8] = b"store-crash-totp-key";
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_no_acknowledged_write() {
     let started = Instant::now();
@@ -111,7 +120,13 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_write() {
     {
         let s = SqliteStore::open(&data, &key_file).unwrap();
         let hash = telenode::auth::new_password_hash(PASSWORD).unwrap();
-        s.add_doctor("dr-crash", "Dr. Crash", &hash, 0).unwrap();
+        let id = s.add_doctor("dr-crash", "Dr. Crash", &hash, 0).unwrap();
+        let factor = telenode::store::SecondFactor {
+            totp_secret: TOTP_SECRET.to_vec(),
+            totp_last_step: 0,
+            recovery_hashes: Vec::new(),
+        };
+        s.set_credentials(id, None, &factor, 0).unwrap();
     }
     let seed: u64 = rand::random();
     eprintln!("seed {seed}");
@@ -128,7 +143,11 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_write() {
             None => {
                 let res: serde_json::Value = http
                     .post(format!("{base}/api/v1/login"))
-                    .json(&serde_json::json!({"login": "dr-crash", "password": PASSWORD}))
+                    .json(&serde_json::json!({
+                        "login": "dr-crash",
+                        "password": PASSWORD,
+                        "code": telenode::totp::code_at(TOTP_SECRET, now_secs()),
+                    }))
                     .send()
                     .await
                     .unwrap()
