@@ -118,6 +118,24 @@ async fn recv_agent(rx: &mut Option<mpsc::UnboundedReceiver<AgentEvent>>) -> Opt
 
 impl Bridge {
     async fn handle(&mut self, r: Request) {
+        self.handle_request(r).await;
+        self.keep_rotated_session();
+    }
+
+    /// The node rotates a session past half its lifetime: keep the new
+    /// token, so the next start of the window still finds a live one.
+    fn keep_rotated_session(&self) {
+        if let (Some(api), Some(s)) = (&self.api, &self.settings) {
+            let current = api.session();
+            if s.session().as_deref() != Some(current.as_str())
+                && let Err(e) = s.save_session(&current)
+            {
+                tracing::warn!(error = %format!("{e:#}"), "session not saved");
+            }
+        }
+    }
+
+    async fn handle_request(&mut self, r: Request) {
         match r {
             Request::Restore {
                 node,
