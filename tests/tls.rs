@@ -180,3 +180,221 @@ async fn certificate_is_reloaded_when_the_files_change() {
     );
     running.shutdown(Duration::from_secs(2)).await;
 }
+
+/// The value of `name="…"` in one XML tag.
+fn xml_attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let len = tag[start..].find('"')?;
+    Some(&tag[start..start + len])
+}
+
+/// An external scanner (Debian's `sslscan`, installed by scripts/test-all)
+/// against `telenode serve` with TLS: no SSL, no TLS 1.0 or 1.1, only ECDHE
+/// with AES-GCM or ChaCha20-Poly1305 (BSI TR-02102-2), no renegotiation,
+/// no heartbleed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslscan_finds_no_protocol_below_tls12_and_no_weak_suite() {
+    let tls = tls_config();
+    let store =
+        Arc::new(SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store"));
+    let running = server::start(tls.config.clone(), store as Arc<dyn Store>)
+        .await
+        .expect("starts");
+    let out = tokio::process::Command::new("sslscan")
+        .args(["--no-colour", "--xml=-"])
+        .arg(running.addr.to_string())
+        .output()
+        .await
+        .expect("sslscan runs (apt-get install sslscan; scripts/test-all does)");
+    let xml = String::from_utf8_lossy(&out.stdout);
+    let tags: Vec<&str> = xml.lines().map(str::trim).collect();
+    let tag = |kind: &str| -> Vec<&str> {
+        tags.iter()
+            .copied()
+            .filter(|t| t.starts_with(&format!("<{kind} ")))
+            .collect()
+    };
+
+    let protocols = tag("protocol");
+    assert_eq!(protocols.len(), 6, "{xml}");
+    for p in &protocols {
+        let version = format!(
+            "{} {}",
+            xml_attr(p, "type").unwrap_or(""),
+            xml_attr(p, "version").unwrap_or("")
+        );
+        let enabled = xml_attr(p, "enabled") == Some("1");
+        let wanted = matches!(version.as_str(), "tls 1.2" | "tls 1.3");
+        assert_eq!(enabled, wanted, "{version}: {p}");
+    }
+    let ciphers = tag("cipher");
+    assert!(ciphers.len() >= 4, "{xml}");
+    for c in &ciphers {
+        let version = xml_attr(c, "sslversion").unwrap_or("");
+        let name = xml_attr(c, "cipher").unwrap_or("");
+        let strength = xml_attr(c, "strength").unwrap_or("");
+        assert!(matches!(version, "TLSv1.2" | "TLSv1.3"), "{c}");
+        let aead = name.contains("GCM")
+            || name.contains("CHACHA20-POLY1305")
+            || name.contains("CHACHA20_POLY1305");
+        let forward_secret = version == "TLSv1.3" || name.starts_with("ECDHE-");
+        assert!(aead && forward_secret, "weak suite offered: {c}");
+        assert!(matches!(strength, "strong" | "acceptable"), "{c}");
+    }
+    for r in tag("renegotiation") {
+        assert_eq!(xml_attr(r, "supported"), Some("0"), "{r}");
+    }
+    for h in tag("heartbleed") {
+        assert_eq!(xml_attr(h, "vulnerable"), Some("0"), "{h}");
+    }
+    running.shutdown(Duration::from_secs(2)).await;
+}
+
+/// Every route (and what is not a route), signed in and not, successful and
+/// refused: each answer carries the full set of security headers, HSTS
+/// included, and nothing is cacheable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_with_the_security_headers() {
+    let tls = tls_config();
+    let store =
+        Arc::new(SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store"));
+    let hash = telenode::auth::new_password_hash("a long doctor password").expect("hash");
+    let id = store
+        .add_doctor("dr-head", "Dr. Head", &hash, 0)
+        .expect("doctor");
+    let secret = telenode::auth::new_totp_secret();
+    let factor = telenode::store::SecondFactor {
+        totp_secret: secret.to_vec(),
+        totp_last_step: 0,
+        recovery_hashes: Vec::new(),
+    };
+    store.set_credentials(id, None, &factor, 0).expect("factor");
+    let running = server::start(tls.config.clone(), store as Arc<dyn Store>)
+        .await
+        .expect("starts");
+    let base = format!("https://localhost:{}", running.addr.port());
+    let http = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_der(&tls.cert).expect("cert"))
+        .resolve("localhost", running.addr)
+        .build()
+        .expect("client");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/login"))
+        .json(&serde_json::json!({
+            "login": "dr-head",
+            "password": "a long doctor password",
+            "code": telenode::totp::code_at(&secret, now),
+        }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let session = login["session"].as_str().expect("session").to_owned();
+    let token_bytes = telenode::auth::random_bytes::<32>();
+    let token = telenode::auth::b64u(&token_bytes);
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/v1/consultations"))
+        .bearer_auth(&session)
+        .json(&serde_json::json!({
+            "token_hash": telenode::auth::b64u(&telenode_signaling::creds::token_hash(&token_bytes)),
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    use reqwest::Method;
+    let routes: Vec<(Method, String, bool, &str)> = vec![
+        (Method::GET, "/healthz".into(), false, ""),
+        (Method::GET, format!("/c/{token}"), false, ""),
+        (Method::GET, "/static/app.js".into(), false, ""),
+        (Method::GET, "/static/missing.js".into(), false, ""),
+        (Method::GET, "/legal/privacy".into(), false, ""),
+        (Method::GET, "/legal/missing".into(), false, ""),
+        (Method::GET, "/ws".into(), false, ""),
+        (Method::GET, "/".into(), false, ""),
+        (Method::DELETE, "/healthz".into(), false, ""),
+        (
+            Method::POST,
+            "/api/v1/login".into(),
+            false,
+            r#"{"login":"x","password":"y","code":"123456"}"#,
+        ),
+        (Method::POST, "/api/v1/login".into(), false, "not json"),
+        (Method::GET, "/api/v1/consultations".into(), false, ""),
+        (Method::GET, "/api/v1/consultations".into(), true, ""),
+        (Method::POST, "/api/v1/consultations".into(), true, "{}"),
+        (Method::GET, format!("/api/v1/consultations/{id}"), true, ""),
+        (Method::GET, "/api/v1/consultations/none".into(), true, ""),
+        (
+            Method::GET,
+            format!("/api/v1/consultations/{id}"),
+            false,
+            "",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/consultations/{id}/end"),
+            true,
+            "",
+        ),
+        (Method::POST, "/api/v1/logout".into(), true, ""),
+    ];
+    let mut statuses = std::collections::BTreeSet::new();
+    for (method, path, signed_in, body) in routes {
+        let mut req = http
+            .request(method.clone(), format!("{base}{path}"))
+            .header("content-type", "application/json");
+        if signed_in {
+            req = req.bearer_auth(&session);
+        }
+        if !body.is_empty() {
+            req = req.body(body);
+        }
+        let res = req.send().await.expect("answer");
+        statuses.insert(res.status().as_u16());
+        let h = res.headers();
+        let get = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{method} {path}: no {name}"))
+                .to_owned()
+        };
+        let what = format!("{method} {path} ({})", res.status());
+        let csp = get("content-security-policy");
+        assert!(csp.starts_with("default-src 'none'"), "{what}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{what}"
+        );
+        assert!(
+            get("strict-transport-security").starts_with("max-age="),
+            "{what}"
+        );
+        assert_eq!(get("referrer-policy"), "no-referrer", "{what}");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(get("x-frame-options"), "DENY", "{what}");
+        assert_eq!(get("cache-control"), "no-store", "{what}");
+        let permissions = get("permissions-policy");
+        assert!(
+            permissions.contains("camera=(self)") && permissions.contains("microphone=(self)"),
+            "{what}: {permissions}"
+        );
+    }
+    // Successes and refusals of every kind were among them.
+    for s in [200, 204, 400, 401, 404, 405] {
+        assert!(statuses.contains(&s), "no {s} among {statuses:?}");
+    }
+    running.shutdown(Duration::from_secs(2)).await;
+}
