@@ -293,3 +293,29 @@ async fn recovery_codes_work_once_and_reset_and_disable_end_sessions() {
         "disable ends sessions"
     );
 }
+
+/// A logout past half-life ends the token that was presented, not just the
+/// fresh one the node would otherwise rotate to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_past_half_life_ends_the_presented_session() {
+    let node = Node::start_with(tempfile::tempdir().expect("tempdir"), |c| {
+        c.session_ttl_secs = 8;
+    })
+    .await;
+    node.add_doctor("dr-leave", "Dr. Leave");
+    let session = node.login("dr-leave").await.session();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/logout", node.base))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status().as_u16(), 204);
+    assert!(
+        res.headers().get("x-telenode-session").is_none(),
+        "no fresh session handed out by a logout"
+    );
+    assert_eq!(list_status(&node.base, &session).await, 401);
+    node.stop().await;
+}

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State as AxState};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use telenode_signaling::msg::State;
 
@@ -204,20 +204,18 @@ fn throttle_key(login: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The doctor behind the request's bearer session.
-async fn doctor(app: &AppState, headers: &HeaderMap) -> Result<(DoctorId, [u8; 32]), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::UNAUTHENTICATED)?;
-    let hash = auth::session_hash(token);
-    let store = app.store.clone();
-    let idle = app.config.session_idle_secs as i64;
-    let session = blocking(move || Ok(store.session(&hash, unix_now(), idle)?)).await?;
-    session
-        .map(|s| (s.doctor, hash))
-        .ok_or(ApiError::UNAUTHENTICATED)
+/// The signed-in doctor of a request, found once by the session layer
+/// ([`session`] or [`session_rotating`]) and read by the handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedIn {
+    doctor: DoctorId,
+    /// The session the request presented.
+    presented: [u8; 32],
+}
+
+/// The doctor of a request whose session the layer found; 401 otherwise.
+fn signed_in(s: Option<Extension<SignedIn>>) -> Result<SignedIn, ApiError> {
+    s.map(|Extension(s)| s).ok_or(ApiError::UNAUTHENTICATED)
 }
 
 /// Response header carrying a rotated session token.
@@ -238,13 +236,33 @@ pub fn due_for_rotation(created_at: i64, expires_at: i64, now: i64, ttl: i64) ->
     now >= created_at + (expires_at - created_at) / 2 && expires_at - now > rotation_grace(ttl)
 }
 
-/// Middleware: a request whose session is past half its lifetime gets a
-/// fresh session (same doctor, full lifetime) in the `x-telenode-session`
-/// response header, and the old token ends after a short grace period.
-pub async fn rotate_session(
+/// Middleware: finds the request's bearer session (one store lookup) and
+/// hands the doctor to the handler.
+pub async fn session(
     AxState(app): AxState<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    with_session(&app, request, next, false).await
+}
+
+/// Middleware: like [`session`]; in addition, a session past half its
+/// lifetime is replaced by a fresh one (same doctor, full lifetime), sent in
+/// the `x-telenode-session` response header, and the presented token ends
+/// after a short grace period.
+pub async fn session_rotating(
+    AxState(app): AxState<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    with_session(&app, request, next, true).await
+}
+
+async fn with_session(
+    app: &AppState,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
+    rotate: bool,
 ) -> Response {
     let token = request
         .headers()
@@ -258,32 +276,34 @@ pub async fn rotate_session(
     let store = app.store.clone();
     let idle = app.config.session_idle_secs as i64;
     let ttl = app.config.session_ttl_secs as i64;
-    let rotated = blocking(move || {
-        let hash = auth::session_hash(&token);
+    let found = blocking(move || {
+        let presented = auth::session_hash(&token);
         let now = unix_now();
-        let Some(s) = store.session(&hash, now, idle)? else {
+        let Some(s) = store.session(&presented, now, idle)? else {
             return Ok(None);
         };
-        if !due_for_rotation(s.created_at, s.expires_at, now, ttl) {
-            return Ok(None);
+        let signed_in = SignedIn {
+            doctor: s.doctor,
+            presented,
+        };
+        if !rotate || !due_for_rotation(s.created_at, s.expires_at, now, ttl) {
+            return Ok(Some((signed_in, None)));
         }
         let (fresh, fresh_hash) = auth::new_session_token();
         store.add_session(&fresh_hash, s.doctor, now, now + ttl)?;
-        store.shorten_session(&hash, now + rotation_grace(ttl))?;
+        store.shorten_session(&presented, now + rotation_grace(ttl))?;
         tracing::debug!("session rotated");
-        Ok(Some(fresh))
+        Ok(Some((signed_in, Some(fresh))))
     })
     .await;
-    let fresh = match rotated {
-        Ok(f) => f,
+    let fresh = match found {
+        Ok(Some((signed_in, fresh))) => {
+            request.extensions_mut().insert(signed_in);
+            fresh
+        }
+        Ok(None) => None,
         Err(e) => return e.into_response(),
     };
-    if let Some(fresh) = &fresh
-        && let Ok(v) = header::HeaderValue::from_str(&format!("Bearer {fresh}"))
-    {
-        // The handler works with the new session already.
-        request.headers_mut().insert(header::AUTHORIZATION, v);
-    }
     let mut response = next.run(request).await;
     if let Some(fresh) = fresh
         && let Ok(v) = header::HeaderValue::from_str(&fresh)
@@ -295,9 +315,9 @@ pub async fn rotate_session(
 
 pub async fn logout(
     AxState(app): AxState<Arc<AppState>>,
-    headers: HeaderMap,
+    session: Option<Extension<SignedIn>>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, hash) = doctor(&app, &headers).await?;
+    let hash = signed_in(session)?.presented;
     let store = app.store.clone();
     blocking(move || Ok(store.delete_session(&hash)?)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -355,10 +375,10 @@ pub struct CreateRequest {
 
 pub async fn create(
     AxState(app): AxState<Arc<AppState>>,
-    headers: HeaderMap,
+    session: Option<Extension<SignedIn>>,
     Json(req): Json<CreateRequest>,
 ) -> Result<(StatusCode, Json<ConsultationView>), ApiError> {
-    let (doctor, _) = doctor(&app, &headers).await?;
+    let doctor = signed_in(session)?.doctor;
     let token_hash: [u8; 32] = telenode_signaling::creds::decode_token(&req.token_hash)
         .ok_or_else(|| ApiError::bad_request("token_hash must be 32 bytes, base64url"))?;
     let max = app.config.consultation_ttl_secs;
@@ -391,9 +411,9 @@ pub async fn create(
 
 pub async fn list(
     AxState(app): AxState<Arc<AppState>>,
-    headers: HeaderMap,
+    session: Option<Extension<SignedIn>>,
 ) -> Result<Json<Vec<ConsultationView>>, ApiError> {
-    let (doctor, _) = doctor(&app, &headers).await?;
+    let doctor = signed_in(session)?.doctor;
     let store = app.store.clone();
     let all = blocking(move || Ok(store.consultations_of(doctor)?)).await?;
     Ok(Json(all.iter().map(ConsultationView::from).collect()))
@@ -414,20 +434,20 @@ async fn own(app: &AppState, doctor: DoctorId, id: String) -> Result<Consultatio
 
 pub async fn get(
     AxState(app): AxState<Arc<AppState>>,
-    headers: HeaderMap,
+    session: Option<Extension<SignedIn>>,
     Path(id): Path<String>,
 ) -> Result<Json<ConsultationView>, ApiError> {
-    let (doctor, _) = doctor(&app, &headers).await?;
+    let doctor = signed_in(session)?.doctor;
     let c = own(&app, doctor, id).await?;
     Ok(Json(ConsultationView::from(&c)))
 }
 
 pub async fn end(
     AxState(app): AxState<Arc<AppState>>,
-    headers: HeaderMap,
+    session: Option<Extension<SignedIn>>,
     Path(id): Path<String>,
 ) -> Result<Json<ConsultationView>, ApiError> {
-    let (doctor, _) = doctor(&app, &headers).await?;
+    let doctor = signed_in(session)?.doctor;
     let mut c = own(&app, doctor, id).await?;
     if !c.state.is_terminal() {
         let store = app.store.clone();

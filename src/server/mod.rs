@@ -116,12 +116,19 @@ pub fn router(app: Arc<AppState>) -> Router {
         .merge(
             Router::new()
                 .route("/api/v1/logout", post(api::logout))
+                .layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    api::session,
+                )),
+        )
+        .merge(
+            Router::new()
                 .route("/api/v1/consultations", get(api::list).post(api::create))
                 .route("/api/v1/consultations/{id}", get(api::get))
                 .route("/api/v1/consultations/{id}/end", post(api::end))
                 .layer(axum::middleware::from_fn_with_state(
                     app.clone(),
-                    api::rotate_session,
+                    api::session_rotating,
                 )),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
