@@ -122,11 +122,7 @@ fn second_factor_ok(
     if code.len() > 64 || code.is_empty() {
         return Ok(false);
     }
-    let used = store.consume_recovery_code(doctor.id, &auth::recovery_hash(code))?;
-    if used {
-        store.record(&AuditEvent::RecoveryCodeUsed { doctor: doctor.id }, now)?;
-    }
-    Ok(used)
+    store.consume_recovery_code(doctor.id, &auth::recovery_hash(code), now)
 }
 
 #[derive(Debug, Serialize)]
@@ -171,8 +167,7 @@ pub async fn login(
         let (session, hash) = auth::new_session_token();
         let now = unix_now();
         let expires_at = now + ttl;
-        store.add_session(&hash, doctor.id, now, expires_at)?;
-        store.record(&AuditEvent::Login { doctor: doctor.id }, unix_now())?;
+        store.start_session(&hash, doctor.id, now, expires_at)?;
         tracing::info!("doctor logged in");
         Ok(Json(LoginResponse {
             session,
@@ -290,8 +285,13 @@ async fn with_session(
             return Ok(Some((signed_in, None)));
         }
         let (fresh, fresh_hash) = auth::new_session_token();
-        store.add_session(&fresh_hash, s.doctor, now, now + ttl)?;
-        store.shorten_session(&presented, now + rotation_grace(ttl))?;
+        store.rotate_session(
+            &presented,
+            &fresh_hash,
+            now,
+            now + ttl,
+            now + rotation_grace(ttl),
+        )?;
         tracing::debug!("session rotated");
         Ok(Some((signed_in, Some(fresh))))
     })

@@ -236,10 +236,24 @@ pub trait Store: Send + Sync + 'static {
     /// Records that TOTP step `step` was used; false if it (or a later one)
     /// already was, so a code cannot be replayed.
     fn consume_totp_step(&self, doctor: DoctorId, step: u64) -> Result<bool, StoreError>;
-    /// Uses up the recovery code with this hash; false if there is none.
-    fn consume_recovery_code(&self, doctor: DoctorId, hash: &[u8; 32]) -> Result<bool, StoreError>;
+    /// Uses up the recovery code with this hash (audited in the same
+    /// transaction); false if there is none.
+    fn consume_recovery_code(
+        &self,
+        doctor: DoctorId,
+        hash: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
 
     fn add_session(
+        &self,
+        token_hash: &[u8; 32],
+        doctor: DoctorId,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// A session for a sign-in, audited as a login in the same transaction.
+    fn start_session(
         &self,
         token_hash: &[u8; 32],
         doctor: DoctorId,
@@ -255,11 +269,16 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
         idle_secs: i64,
     ) -> Result<Option<Session>, StoreError>;
-    /// Makes a session end at `expires_at` at the latest (after rotation).
-    fn shorten_session(
+    /// Replaces the session `presented` by `fresh` (same doctor, until
+    /// `expires_at`); `presented` ends at `presented_until` at the latest.
+    /// One transaction.
+    fn rotate_session(
         &self,
-        token_hash: &[u8; 32],
+        presented: &[u8; 32],
+        fresh: &[u8; 32],
+        now: UnixTime,
         expires_at: UnixTime,
+        presented_until: UnixTime,
     ) -> Result<(), StoreError>;
     fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
 

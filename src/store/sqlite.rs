@@ -594,7 +594,17 @@ impl SqliteStore {
         where_clause: &str,
         param: &dyn rusqlite::ToSql,
     ) -> Result<Option<Doctor>, StoreError> {
-        let conn = self.conn();
+        self.query_doctor_in(&self.conn(), where_clause, param)
+    }
+
+    /// [`Self::query_doctor`] on a given connection (a write transaction
+    /// reads the record it is about to rewrite).
+    fn query_doctor_in(
+        &self,
+        conn: &Connection,
+        where_clause: &str,
+        param: &dyn rusqlite::ToSql,
+    ) -> Result<Option<Doctor>, StoreError> {
         let row = conn
             .query_row(
                 &format!("SELECT id, login_key, record FROM doctors WHERE {where_clause}"),
@@ -634,19 +644,12 @@ impl SqliteStore {
         &self,
         doctor: DoctorId,
         change: impl FnOnce(&mut SecondFactor) -> bool,
+        audit: Option<(&AuditEvent, UnixTime)>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
-            let record: Option<(Vec<u8>, Vec<u8>)> = tx
-                .query_row(
-                    "SELECT login_key, record FROM doctors WHERE id = ?1",
-                    [doctor.0],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((login_key, record)) = record else {
+            let Some(mut d) = self.query_doctor_in(tx, "id = ?1", &doctor.0)? else {
                 return Ok(false);
             };
-            let mut d = self.doctor_row(doctor.0, &login_key, &record)?;
             let Some(factor) = d.second_factor.as_mut() else {
                 return Ok(false);
             };
@@ -654,13 +657,15 @@ impl SqliteStore {
                 return Ok(false);
             }
             self.put_doctor(tx, &d)?;
+            if let Some((event, now)) = audit {
+                append_audit(tx, &self.sealer, event, now)?;
+            }
             Ok(true)
         })
     }
 
-    fn session_rec(&self, key: &[u8]) -> Result<Option<SessionRec>, StoreError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .conn()
+    fn session_rec(&self, conn: &Connection, key: &[u8]) -> Result<Option<SessionRec>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = conn
             .query_row(
                 "SELECT doctor_key, record FROM sessions WHERE key = ?1",
                 [key],
@@ -680,10 +685,41 @@ impl SqliteStore {
         Ok(Some(rec))
     }
 
-    fn put_session(&self, key: &[u8], rec: &SessionRec) -> Result<(), StoreError> {
-        self.conn().execute(
+    fn put_session(
+        &self,
+        conn: &Connection,
+        key: &[u8],
+        rec: &SessionRec,
+    ) -> Result<(), StoreError> {
+        conn.execute(
             "UPDATE sessions SET record = ?2 WHERE key = ?1",
             params![key, seal_json(&self.sealer, session_loc(key), rec)],
+        )?;
+        Ok(())
+    }
+
+    fn insert_session(
+        &self,
+        conn: &Connection,
+        token_hash: &[u8; 32],
+        doctor: DoctorId,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let key = self.sealer.index(IDX_SESSION, token_hash);
+        let rec = SessionRec {
+            doctor,
+            expires_at,
+            created_at: now,
+            last_used: now,
+        };
+        conn.execute(
+            "INSERT INTO sessions (key, doctor_key, record) VALUES (?1, ?2, ?3)",
+            params![
+                key,
+                self.doctor_key(doctor),
+                seal_json(&self.sealer, session_loc(&key), &rec)
+            ],
         )?;
         Ok(())
     }
@@ -1127,10 +1163,11 @@ impl Store for SqliteStore {
         disabled: bool,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let doctor = self
-            .doctor_by_login(login)?
-            .ok_or(StoreError::NotFound { what: "doctor" })?;
+        let login_key = self.sealer.index(IDX_LOGIN, login.as_bytes());
         self.write(|tx| {
+            let doctor = self
+                .query_doctor_in(tx, "login_key = ?1", &login_key)?
+                .ok_or(StoreError::NotFound { what: "doctor" })?;
             let id = doctor.id;
             self.put_doctor(
                 tx,
@@ -1159,17 +1196,17 @@ impl Store for SqliteStore {
         factor: &SecondFactor,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let current = self
-            .doctor(doctor)?
-            .ok_or(StoreError::NotFound { what: "doctor" })?;
         self.write(|tx| {
+            let current = self
+                .query_doctor_in(tx, "id = ?1", &doctor.0)?
+                .ok_or(StoreError::NotFound { what: "doctor" })?;
             self.put_doctor(
                 tx,
                 &Doctor {
                     password_hash: password_hash
                         .map_or(current.password_hash.clone(), str::to_owned),
                     second_factor: Some(factor.clone()),
-                    ..current.clone()
+                    ..current
                 },
             )?;
             tx.execute(
@@ -1186,21 +1223,34 @@ impl Store for SqliteStore {
     }
 
     fn consume_totp_step(&self, doctor: DoctorId, step: u64) -> Result<bool, StoreError> {
-        self.update_factor(doctor, |f| {
-            if step <= f.totp_last_step {
-                return false;
-            }
-            f.totp_last_step = step;
-            true
-        })
+        self.update_factor(
+            doctor,
+            |f| {
+                if step <= f.totp_last_step {
+                    return false;
+                }
+                f.totp_last_step = step;
+                true
+            },
+            None,
+        )
     }
 
-    fn consume_recovery_code(&self, doctor: DoctorId, hash: &[u8; 32]) -> Result<bool, StoreError> {
-        self.update_factor(doctor, |f| {
-            let before = f.recovery_hashes.len();
-            f.recovery_hashes.retain(|h| !bool::from(h.ct_eq(hash)));
-            f.recovery_hashes.len() < before
-        })
+    fn consume_recovery_code(
+        &self,
+        doctor: DoctorId,
+        hash: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.update_factor(
+            doctor,
+            |f| {
+                let before = f.recovery_hashes.len();
+                f.recovery_hashes.retain(|h| !bool::from(h.ct_eq(hash)));
+                f.recovery_hashes.len() < before
+            },
+            Some((&AuditEvent::RecoveryCodeUsed { doctor }, now)),
+        )
     }
 
     fn add_session(
@@ -1210,22 +1260,20 @@ impl Store for SqliteStore {
         now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
-        let key = self.sealer.index(IDX_SESSION, token_hash);
-        let rec = SessionRec {
-            doctor,
-            expires_at,
-            created_at: now,
-            last_used: now,
-        };
-        self.conn().execute(
-            "INSERT INTO sessions (key, doctor_key, record) VALUES (?1, ?2, ?3)",
-            params![
-                key,
-                self.doctor_key(doctor),
-                seal_json(&self.sealer, session_loc(&key), &rec)
-            ],
-        )?;
-        Ok(())
+        self.insert_session(&self.conn(), token_hash, doctor, now, expires_at)
+    }
+
+    fn start_session(
+        &self,
+        token_hash: &[u8; 32],
+        doctor: DoctorId,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            self.insert_session(tx, token_hash, doctor, now, expires_at)?;
+            append_audit(tx, &self.sealer, &AuditEvent::Login { doctor }, now)
+        })
     }
 
     fn session(
@@ -1235,7 +1283,7 @@ impl Store for SqliteStore {
         idle_secs: i64,
     ) -> Result<Option<Session>, StoreError> {
         let key = self.sealer.index(IDX_SESSION, token_hash);
-        let Some(mut rec) = self.session_rec(&key)? else {
+        let Some(rec) = self.session_rec(&self.conn(), &key)? else {
             return Ok(None);
         };
         let idle_since = rec.last_used.max(rec.created_at);
@@ -1247,8 +1295,15 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         if now - rec.last_used >= SESSION_TOUCH_SECS.min(idle_secs / 4) {
-            rec.last_used = now;
-            self.put_session(&key, &rec)?;
+            // Read again inside the write: a concurrent rotation may have
+            // shortened it meanwhile.
+            self.write(|tx| {
+                if let Some(mut rec) = self.session_rec(tx, &key)? {
+                    rec.last_used = rec.last_used.max(now);
+                    self.put_session(tx, &key, &rec)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(Some(Session {
             doctor: rec.doctor,
@@ -1257,19 +1312,26 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn shorten_session(
+    fn rotate_session(
         &self,
-        token_hash: &[u8; 32],
+        presented: &[u8; 32],
+        fresh: &[u8; 32],
+        now: UnixTime,
         expires_at: UnixTime,
+        presented_until: UnixTime,
     ) -> Result<(), StoreError> {
-        let key = self.sealer.index(IDX_SESSION, token_hash);
-        if let Some(mut rec) = self.session_rec(&key)?
-            && rec.expires_at > expires_at
-        {
-            rec.expires_at = expires_at;
-            self.put_session(&key, &rec)?;
-        }
-        Ok(())
+        let key = self.sealer.index(IDX_SESSION, presented);
+        self.write(|tx| {
+            let mut rec = self
+                .session_rec(tx, &key)?
+                .ok_or(StoreError::NotFound { what: "session" })?;
+            self.insert_session(tx, fresh, rec.doctor, now, expires_at)?;
+            if rec.expires_at > presented_until {
+                rec.expires_at = presented_until;
+                self.put_session(tx, &key, &rec)?;
+            }
+            Ok(())
+        })
     }
 
     fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
@@ -1525,11 +1587,13 @@ mod tests {
         assert_eq!(live(&s, &[4; 32], 281), None, "idle for 101 s");
         assert_eq!(live(&s, &[4; 32], 200), None, "and deleted");
 
-        // Shortened after rotation.
+        // Shortened after rotation; the fresh one lives on.
         s.add_session(&[5; 32], id, 0, 10_000).expect("session");
-        s.shorten_session(&[5; 32], 60).expect("shorten");
+        s.rotate_session(&[5; 32], &[6; 32], 10, 10_000, 60)
+            .expect("rotate");
         assert_eq!(live(&s, &[5; 32], 59), Some(id));
         assert_eq!(live(&s, &[5; 32], 60), None);
+        assert_eq!(live(&s, &[6; 32], 60), Some(id));
 
         s.add_session(&[2; 32], id, 0, 500).expect("session");
         s.set_doctor_disabled("bob", true, 2).expect("disable");
@@ -1568,10 +1632,13 @@ mod tests {
         assert!(!s.consume_totp_step(id, 9).unwrap(), "an older step");
         assert!(s.consume_totp_step(id, 11).unwrap());
 
-        assert!(s.consume_recovery_code(id, &[2; 32]).unwrap());
-        assert!(!s.consume_recovery_code(id, &[2; 32]).unwrap(), "used up");
+        assert!(s.consume_recovery_code(id, &[2; 32], 3).unwrap());
         assert!(
-            !s.consume_recovery_code(id, &[3; 32]).unwrap(),
+            !s.consume_recovery_code(id, &[2; 32], 3).unwrap(),
+            "used up"
+        );
+        assert!(
+            !s.consume_recovery_code(id, &[3; 32], 3).unwrap(),
             "never issued"
         );
         assert_eq!(
