@@ -18,6 +18,7 @@
 //! Not part of the stable API.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::msg::{self, ClientMsg, Hello, Role, SealedEnvelope, ServerMsg, State};
@@ -26,37 +27,34 @@ use crate::seal::{Direction, LinkKey, Opener, Sealer};
 
 /// Decode, and if that succeeds, check the round trip.
 pub fn decode_client(data: &[u8]) {
-    let Ok(frame) = std::str::from_utf8(data) else {
-        return;
-    };
-    let Ok(msg) = msg::decode_client(frame) else {
-        return;
-    };
-    let encoded = msg::encode_client(&msg);
-    match msg::decode_client(&encoded) {
-        Ok(again) => {
-            assert_eq!(again, msg, "client round trip changed the message");
-            assert_eq!(msg::encode_client(&again), encoded, "encoding unstable");
-        }
-        Err(e) => panic!("re-encoded client message does not decode: {e}"),
-    }
+    round_trip("client", data, msg::decode_client, msg::encode_client);
 }
 
 /// Decode, and if that succeeds, check the round trip.
 pub fn decode_server(data: &[u8]) {
+    round_trip("server", data, msg::decode_server, msg::encode_server);
+}
+
+/// The body of both decode targets; `side` names the messages in failures.
+fn round_trip<M: PartialEq + fmt::Debug>(
+    side: &str,
+    data: &[u8],
+    decode: fn(&str) -> Result<M, msg::DecodeError>,
+    encode: fn(&M) -> String,
+) {
     let Ok(frame) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(msg) = msg::decode_server(frame) else {
+    let Ok(msg) = decode(frame) else {
         return;
     };
-    let encoded = msg::encode_server(&msg);
-    match msg::decode_server(&encoded) {
+    let encoded = encode(&msg);
+    match decode(&encoded) {
         Ok(again) => {
-            assert_eq!(again, msg, "server round trip changed the message");
-            assert_eq!(msg::encode_server(&again), encoded, "encoding unstable");
+            assert_eq!(again, msg, "{side} round trip changed the message");
+            assert_eq!(encode(&again), encoded, "encoding unstable");
         }
-        Err(e) => panic!("re-encoded server message does not decode: {e}"),
+        Err(e) => panic!("re-encoded {side} message does not decode: {e}"),
     }
 }
 

@@ -64,12 +64,23 @@ pub enum MediaPath {
 }
 
 impl MediaPath {
+    /// Every path.
+    pub const ALL: [MediaPath; 2] = [MediaPath::Direct, MediaPath::Relay];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             MediaPath::Direct => "direct",
             MediaPath::Relay => "relay",
         }
+    }
+}
+
+impl FromStr for MediaPath {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_name(MediaPath::ALL, MediaPath::as_str, "media path", s)
     }
 }
 
@@ -84,6 +95,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Both roles.
+    pub const ALL: [Role; 2] = [Role::Doctor, Role::Patient];
+
     /// The wire name: `"doctor"` or `"patient"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,11 +125,7 @@ impl FromStr for Role {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "doctor" => Ok(Role::Doctor),
-            "patient" => Ok(Role::Patient),
-            _ => Err(UnknownName::new("role", s)),
-        }
+        parse_name(Role::ALL, Role::as_str, "role", s)
     }
 }
 
@@ -138,6 +148,16 @@ pub enum State {
 }
 
 impl State {
+    /// Every state.
+    pub const ALL: [State; 6] = [
+        State::Created,
+        State::Waiting,
+        State::Admitted,
+        State::InCall,
+        State::Ended,
+        State::Expired,
+    ];
+
     /// The wire name, e.g. `"in_call"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -172,15 +192,7 @@ impl FromStr for State {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "created" => Ok(State::Created),
-            "waiting" => Ok(State::Waiting),
-            "admitted" => Ok(State::Admitted),
-            "in_call" => Ok(State::InCall),
-            "ended" => Ok(State::Ended),
-            "expired" => Ok(State::Expired),
-            _ => Err(UnknownName::new("state", s)),
-        }
+        parse_name(State::ALL, State::as_str, "state", s)
     }
 }
 
@@ -195,6 +207,9 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Both reasons.
+    pub const ALL: [EndReason; 2] = [EndReason::DoctorEnded, EndReason::Expired];
+
     /// The wire name: `"doctor_ended"` or `"expired"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -214,11 +229,7 @@ impl FromStr for EndReason {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "doctor_ended" => Ok(EndReason::DoctorEnded),
-            "expired" => Ok(EndReason::Expired),
-            _ => Err(UnknownName::new("end reason", s)),
-        }
+        parse_name(EndReason::ALL, EndReason::as_str, "end reason", s)
     }
 }
 
@@ -321,15 +332,25 @@ impl FromStr for ErrorCode {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ErrorCode::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownName::new("error code", s))
+        parse_name(ErrorCode::ALL, ErrorCode::as_str, "error code", s)
     }
 }
 
-/// A string that names none of the values of a wire enum ([`Role`],
-/// [`State`], [`EndReason`], [`ErrorCode`]).
+/// The value among `all` whose wire `name` is `s`, or an [`UnknownName`] for
+/// `what`.
+fn parse_name<T: Copy, const N: usize>(
+    all: [T; N],
+    name: fn(T) -> &'static str,
+    what: &'static str,
+    s: &str,
+) -> Result<T, UnknownName> {
+    all.into_iter()
+        .find(|v| name(*v) == s)
+        .ok_or_else(|| UnknownName::new(what, s))
+}
+
+/// A string that names none of the values of a wire enum ([`MediaPath`],
+/// [`Role`], [`State`], [`EndReason`], [`ErrorCode`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} `{got}`")]
 #[non_exhaustive]
@@ -763,12 +784,11 @@ pub fn decode_client(frame: &str) -> Result<ClientMsg, DecodeError> {
         "admit" => ClientMsg::Admit,
         "connected" => {
             f.ty = "connected";
-            let path = match f.opt_str("path")?.as_deref() {
-                None => None,
-                Some("direct") => Some(MediaPath::Direct),
-                Some("relay") => Some(MediaPath::Relay),
-                Some(_) => return Err(f.invalid("path", "\"direct\" or \"relay\"")),
-            };
+            let path = f
+                .opt_str("path")?
+                .map(|p| p.parse::<MediaPath>())
+                .transpose()
+                .map_err(|_| f.invalid("path", "\"direct\" or \"relay\""))?;
             ClientMsg::Connected { path }
         }
         "end" => ClientMsg::End,

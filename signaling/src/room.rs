@@ -311,6 +311,10 @@ impl Room {
     }
 
     /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
     /// The path of the call's media as the seats reported it: `Relay` if
     /// either side goes through a relay, `Direct` if both report direct,
     /// `None` when unknown.
@@ -326,10 +330,6 @@ impl Room {
         } else {
             None
         }
-    }
-
-    pub fn state(&self) -> State {
-        self.state
     }
 
     /// When the consultation's lifetime ends.
@@ -403,9 +403,7 @@ impl Room {
             } => self.join(now, conn, seat, fresh_resume, ice_servers),
             Input::Message { conn, msg } => self.message(now, conn, msg),
             Input::Closed { conn } => {
-                if let Some(role) = self.remove(conn) {
-                    self.vacated(role);
-                }
+                self.release(conn);
                 Ok(())
             }
         }
@@ -463,10 +461,8 @@ impl Room {
                 self.send(conn, ServerMsg::Sealed(knock));
             }
         }
-        if self.state.is_admitted()
-            && let Some(p) = self.patient
-        {
-            self.send(p, ServerMsg::PeerJoined);
+        if self.state.is_admitted() {
+            self.notify(Role::Patient, ServerMsg::PeerJoined);
         }
     }
 
@@ -486,25 +482,20 @@ impl Room {
             // The seat is held by a live connection: only its resume secret
             // takes it over, keeping the state (and admission).
             if !resume_ok {
-                self.send(conn, ErrorCode::SeatTaken.to_server_msg());
-                self.out.push_back(Output::Close { conn });
+                self.refuse(conn, ErrorCode::SeatTaken);
                 return;
             }
             self.kick(old, ErrorCode::Replaced);
             self.seat_patient(now, conn, ice_servers);
-            if self.state.is_admitted()
-                && let Some(d) = self.doctor
-            {
-                self.send(d, ServerMsg::PeerJoined);
+            if self.state.is_admitted() {
+                self.notify(Role::Doctor, ServerMsg::PeerJoined);
             }
             return;
         }
         if self.state.is_admitted() && resume_ok {
             // Back on the same device after a drop: admission is kept.
             self.seat_patient(now, conn, ice_servers);
-            if let Some(d) = self.doctor {
-                self.send(d, ServerMsg::PeerJoined);
-            }
+            self.notify(Role::Doctor, ServerMsg::PeerJoined);
             return;
         }
         // A free seat without a valid resume: a new patient session, which
@@ -516,9 +507,7 @@ impl Room {
         }
         self.set_state(State::Waiting);
         self.seat_patient(now, conn, ice_servers);
-        if let Some(d) = self.doctor {
-            self.send(d, ServerMsg::PatientWaiting);
-        }
+        self.notify(Role::Doctor, ServerMsg::PatientWaiting);
     }
 
     fn seat_patient(&mut self, now: Instant, conn: ConnId, ice_servers: Vec<IceServer>) {
@@ -543,10 +532,7 @@ impl Room {
         resume: Option<String>,
         ice_servers: Vec<IceServer>,
     ) {
-        let peer_present = match role {
-            Role::Doctor => self.patient.is_some(),
-            Role::Patient => self.doctor.is_some(),
-        };
+        let peer_present = self.seat(role.other()).is_some();
         self.send(
             conn,
             ServerMsg::Welcome {
@@ -609,9 +595,8 @@ impl Room {
                 // A deliberate leave gives up the resume secret: coming back
                 // means waiting for admission again.
                 self.resume = None;
-                self.remove(conn);
                 self.out.push_back(Output::Close { conn });
-                self.vacated(Role::Patient);
+                self.release(conn);
             }
             ClientMsg::Hello(_)
             | ClientMsg::Admit
@@ -634,21 +619,13 @@ impl Room {
                     return;
                 }
                 c.knocks += 1;
-                if let Some(d) = self.doctor {
-                    self.send(d, ServerMsg::Sealed(env.clone()));
-                }
+                self.notify(Role::Doctor, ServerMsg::Sealed(env.clone()));
                 self.knock = Some(env);
             }
+            // Not queued: the sender starts a fresh epoch when the other seat
+            // (re)joins.
             (_, State::Admitted | State::InCall) => {
-                let other = match role {
-                    Role::Doctor => self.patient,
-                    Role::Patient => self.doctor,
-                };
-                // Not queued: the sender starts a fresh epoch when the other
-                // seat (re)joins.
-                if let Some(other) = other {
-                    self.send(other, ServerMsg::Sealed(env));
-                }
+                self.notify(role.other(), ServerMsg::Sealed(env));
             }
             _ => self.send(conn, ErrorCode::Unexpected.to_server_msg()),
         }
@@ -658,6 +635,21 @@ impl Room {
 
     fn send(&mut self, conn: ConnId, msg: ServerMsg) {
         self.out.push_back(Output::Send { conn, msg });
+    }
+
+    /// The connection holding the `role` seat, if any.
+    fn seat(&self, role: Role) -> Option<ConnId> {
+        match role {
+            Role::Doctor => self.doctor,
+            Role::Patient => self.patient,
+        }
+    }
+
+    /// Sends `msg` to the `role` seat if someone holds it.
+    fn notify(&mut self, role: Role, msg: ServerMsg) {
+        if let Some(conn) = self.seat(role) {
+            self.send(conn, msg);
+        }
     }
 
     fn set_state(&mut self, state: State) {
@@ -679,21 +671,30 @@ impl Room {
         Some(c.role)
     }
 
-    /// Sends a fatal error to `conn` and closes it; its seat stays taken by
-    /// whoever replaces it (no `peer_left`).
-    fn kick(&mut self, conn: ConnId, code: ErrorCode) {
-        self.send(conn, code.to_server_msg());
-        self.out.push_back(Output::Close { conn });
-        self.remove(conn);
-    }
-
-    /// Sends a fatal error to `conn`, closes it and frees its seat.
-    fn fail(&mut self, conn: ConnId, code: ErrorCode) {
-        self.send(conn, code.to_server_msg());
-        self.out.push_back(Output::Close { conn });
+    /// Forgets `conn`; if it held a seat, the seat is vacated.
+    fn release(&mut self, conn: ConnId) {
         if let Some(role) = self.remove(conn) {
             self.vacated(role);
         }
+    }
+
+    /// Sends the fatal error `code` to `conn` and closes it.
+    fn refuse(&mut self, conn: ConnId, code: ErrorCode) {
+        self.send(conn, code.to_server_msg());
+        self.out.push_back(Output::Close { conn });
+    }
+
+    /// Refuses `conn` and forgets it; its seat stays taken by whoever
+    /// replaces it (no `peer_left`).
+    fn kick(&mut self, conn: ConnId, code: ErrorCode) {
+        self.refuse(conn, code);
+        self.remove(conn);
+    }
+
+    /// Refuses `conn` and frees its seat.
+    fn fail(&mut self, conn: ConnId, code: ErrorCode) {
+        self.refuse(conn, code);
+        self.release(conn);
     }
 
     /// The seat `role` just became free.
@@ -703,16 +704,7 @@ impl Room {
                 self.knock = None;
                 self.set_state(State::Created);
             }
-            Role::Patient if self.state.is_admitted() => {
-                if let Some(d) = self.doctor {
-                    self.send(d, ServerMsg::PeerLeft);
-                }
-            }
-            Role::Doctor if self.state.is_admitted() => {
-                if let Some(p) = self.patient {
-                    self.send(p, ServerMsg::PeerLeft);
-                }
-            }
+            _ if self.state.is_admitted() => self.notify(role.other(), ServerMsg::PeerLeft),
             _ => {}
         }
     }

@@ -247,9 +247,13 @@ pub fn label(consultation: &str, dir: Direction, epoch_b64u: &str) -> String {
 /// the link key as input keying material and the label as info, 32 bytes.
 pub fn derive_key(link_key: &LinkKey, label: &str) -> Zeroizing<[u8; 32]> {
     let mut okm = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(Some(SEAL_SALT), link_key.as_bytes())
-        .expand(label.as_bytes(), okm.as_mut())
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    hkdf_expand(
+        SEAL_SALT,
+        link_key.as_bytes(),
+        label.as_bytes(),
+        okm.as_mut(),
+    )
+    .expect("32 bytes is a valid HKDF-SHA256 output length");
     okm
 }
 
@@ -258,10 +262,14 @@ pub fn derive_key(link_key: &LinkKey, label: &str) -> Zeroizing<[u8; 32]> {
 #[doc(hidden)]
 pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], len: usize) -> Option<Vec<u8>> {
     let mut okm = vec![0u8; len];
-    Hkdf::<Sha256>::new(Some(salt), ikm)
-        .expand(info, &mut okm)
-        .ok()?;
+    hkdf_expand(salt, ikm, info, &mut okm)?;
     Some(okm)
+}
+
+/// HKDF-SHA256 extract-and-expand into `okm`, `None` if it is longer than
+/// 255 × 32 bytes. The one HKDF call of [`derive_key`] and [`hkdf_sha256`].
+fn hkdf_expand(salt: &[u8], ikm: &[u8], info: &[u8], okm: &mut [u8]) -> Option<()> {
+    Hkdf::<Sha256>::new(Some(salt), ikm).expand(info, okm).ok()
 }
 
 /// The AES-GCM nonce: four zero bytes, then `seq` big-endian.
@@ -446,8 +454,22 @@ impl Opener {
         }
         let ct = env.ct_bytes().ok_or(SealError::Malformed { field: "ct" })?;
 
-        let current = self.current.as_ref().filter(|c| c.epoch == epoch);
-        match current {
+        let aad = label(&self.consultation, self.dir, &env.epoch);
+        let decrypt = |cipher: &Aes256Gcm| {
+            cipher
+                .decrypt(
+                    Nonce::from_slice(&nonce(env.seq)),
+                    AeadPayload {
+                        msg: &ct,
+                        aad: aad.as_bytes(),
+                    },
+                )
+                .map_err(|_| SealError::Integrity {
+                    epoch: env.epoch.clone(),
+                    seq: env.seq,
+                })
+        };
+        match self.current.as_mut().filter(|c| c.epoch == epoch) {
             Some(cur) => {
                 let expected = cur.last_seq + 1;
                 if env.seq < expected {
@@ -464,6 +486,9 @@ impl Opener {
                         expected,
                     });
                 }
+                let plaintext = decrypt(&cur.cipher)?;
+                cur.last_seq = env.seq;
+                Ok(plaintext)
             }
             None => {
                 if self.seen.contains(&epoch) {
@@ -477,40 +502,10 @@ impl Opener {
                         seq: env.seq,
                     });
                 }
-            }
-        }
-        let aad = label(&self.consultation, self.dir, &env.epoch);
-        // A new epoch needs its own key; it is kept only if the envelope opens.
-        let fresh = match current {
-            Some(_) => None,
-            None => Some(cipher_for(&self.link_key, &aad)),
-        };
-        let integrity = || SealError::Integrity {
-            epoch: env.epoch.clone(),
-            seq: env.seq,
-        };
-        let cipher = match (&fresh, current) {
-            (Some(c), _) | (None, Some(Current { cipher: c, .. })) => c,
-            (None, None) => return Err(integrity()),
-        };
-        let plaintext = cipher
-            .decrypt(
-                Nonce::from_slice(&nonce(env.seq)),
-                AeadPayload {
-                    msg: &ct,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| integrity())?;
-
-        // Accepted: commit.
-        match fresh {
-            None => {
-                if let Some(cur) = &mut self.current {
-                    cur.last_seq = env.seq;
-                }
-            }
-            Some(cipher) => {
+                // A new epoch needs its own key; it is kept only if the
+                // envelope opens.
+                let cipher = cipher_for(&self.link_key, &aad);
+                let plaintext = decrypt(&cipher)?;
                 self.seen.insert(epoch);
                 self.current = Some(Current {
                     epoch,
@@ -518,9 +513,9 @@ impl Opener {
                     last_seq: 0,
                     cipher,
                 });
+                Ok(plaintext)
             }
         }
-        Ok(plaintext)
     }
 
     /// Opens `env` and parses the plaintext as a [`Payload`]. The envelope
