@@ -6,7 +6,8 @@
 //!   without panicking; a parsed message re-encodes (same method, class,
 //!   transaction id and attributes) to bytes that parse to the same.
 //! - `server`: a [`Server`] fed arbitrary client messages and peer
-//!   datagrams never panics and keeps its tables consistent.
+//!   datagrams never panics and keeps its tables consistent; its cached
+//!   [`Server::poll_timeout`] is never later than the earliest expiry.
 //!
 //! Not part of the stable API.
 
@@ -129,6 +130,13 @@ pub fn server(data: &[u8]) -> crate::server::Stats {
                 s.handle_timeout(now.instant);
                 while s.poll_output().is_some() {}
             }
+        }
+        // The cached timeout may be early, never late.
+        if let Some(due) = s.scan_timeout() {
+            assert!(
+                s.poll_timeout().is_some_and(|t| t <= due),
+                "poll_timeout later than the earliest expiry"
+            );
         }
     }
     s.stats()

@@ -215,7 +215,7 @@ impl PeerPolicy {
             if own.port() != peer.port() {
                 continue;
             }
-            let same_ip = canonical(own.ip()) == canonical(ip);
+            let same_ip = own.ip().to_canonical() == ip.to_canonical();
             // A wildcard listener answers on every local address; local
             // addresses are the private/loopback ones or ones the operator
             // allowed (public ones cannot be told apart without the
@@ -231,19 +231,8 @@ impl PeerPolicy {
     }
 
     fn is_allowed(&self, ip: IpAddr) -> bool {
-        let c = canonical(ip);
+        let c = ip.to_canonical();
         self.allow.iter().any(|n| n.contains(ip) || n.contains(c))
-    }
-}
-
-/// An IPv4-mapped IPv6 address as IPv4; everything else unchanged.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        v4 => v4,
     }
 }
 

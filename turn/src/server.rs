@@ -350,6 +350,10 @@ pub struct Server {
     txid_counter: u64,
     outputs: VecDeque<Output>,
     stats: Stats,
+    /// When [`Server::handle_timeout`] next has something to do: never
+    /// later than the earliest expiry held, possibly earlier (an expiry
+    /// moved later or removed since the last [`Server::handle_timeout`]).
+    next_timeout: Option<Instant>,
 }
 
 impl Server {
@@ -365,7 +369,14 @@ impl Server {
             txid_counter: 0,
             outputs: VecDeque::new(),
             stats: Stats::default(),
+            next_timeout: None,
         }
+    }
+
+    /// Notes an expiry just set: the cached timeout becomes the earlier of
+    /// the two.
+    fn arm(&mut self, t: Instant) {
+        self.next_timeout = Some(self.next_timeout.map_or(t, |n| n.min(t)));
     }
 
     /// Counters.
@@ -421,10 +432,8 @@ impl Server {
                             Class::Success,
                             &msg.transaction_id(),
                         );
-                        e.xor_address(attr::XOR_MAPPED_ADDRESS, five.client);
-                        if msg.has_fingerprint() {
-                            e.fingerprint();
-                        }
+                        e.xor_address(attr::XOR_MAPPED_ADDRESS, five.client)
+                            .fingerprint_if(msg.has_fingerprint());
                         ClientAction::Reply
                     }
                     method::ALLOCATE => self.allocate(now, five, &msg, out),
@@ -539,30 +548,33 @@ impl Server {
             self.challenge(now, five, msg, out, 438, "Stale Nonce");
             return Auth::Refused;
         }
-        let (Ok(user), true) = (
-            stun::text(user, attr::USERNAME),
-            realm == self.cfg.realm.as_bytes(),
-        ) else {
+        let Some((user, key)) = self.verify_credentials(now, msg, user, realm) else {
             self.stats.unauthorized += 1;
             self.challenge(now, five, msg, out, 401, "Unauthorized");
             return Auth::Refused;
         };
-        let Ok(password) = creds::turn_expected_password(&self.cfg.secret, user, now.unix_secs)
-        else {
-            self.stats.unauthorized += 1;
-            self.challenge(now, five, msg, out, 401, "Unauthorized");
-            return Auth::Refused;
-        };
-        let key = stun::long_term_key(user, &self.cfg.realm, &password);
-        if !msg.verify_integrity(&key) {
-            self.stats.unauthorized += 1;
-            self.challenge(now, five, msg, out, 401, "Unauthorized");
-            return Auth::Refused;
-        }
         Auth::Ok {
             username: user.to_owned(),
             key,
         }
+    }
+
+    /// The username (UTF-8) and realm (ours), a TURN REST credential not
+    /// expired, and MESSAGE-INTEGRITY under its key: the username and key.
+    fn verify_credentials<'u>(
+        &self,
+        now: Now,
+        msg: &Message<'_>,
+        user: &'u [u8],
+        realm: &[u8],
+    ) -> Option<(&'u str, [u8; 16])> {
+        let user = stun::text(user, attr::USERNAME).ok()?;
+        if realm != self.cfg.realm.as_bytes() {
+            return None;
+        }
+        let password = creds::turn_expected_password(&self.cfg.secret, user, now.unix_secs).ok()?;
+        let key = stun::long_term_key(user, &self.cfg.realm, &password);
+        msg.verify_integrity(&key).then_some((user, key))
     }
 
     /// A 401 / 438 carrying REALM and a fresh NONCE.
@@ -579,10 +591,8 @@ impl Server {
         let mut e = Encoder::new(out, msg.method(), Class::Error, &msg.transaction_id());
         e.error_code(code, reason)
             .attr(attr::REALM, self.cfg.realm.as_bytes())
-            .attr(attr::NONCE, &nonce);
-        if msg.has_fingerprint() {
-            e.fingerprint();
-        }
+            .attr(attr::NONCE, &nonce)
+            .fingerprint_if(msg.has_fingerprint());
     }
 
     /// Stateless nonce: 16 hex digits of its expiry (unix seconds) and 24
@@ -686,7 +696,7 @@ impl Server {
             error(out, msg, 486, "Allocation Quota Reached", Some(&key));
             return ClientAction::Reply;
         }
-        let lifetime = self.lifetime(now, msg, &username);
+        let lifetime = self.lifetime(now, requested_lifetime(msg), &username);
         self.pending.insert(five);
         ClientAction::Allocate(PendingAllocation {
             five,
@@ -699,13 +709,11 @@ impl Server {
         })
     }
 
-    /// Lifetime for Allocate / Refresh: the request's LIFETIME (default if
+    /// Lifetime for Allocate / Refresh: the requested LIFETIME (default if
     /// absent) within `[default, max]`, and never past the credential's
     /// expiry.
-    fn lifetime(&self, now: Now, msg: &Message<'_>, username: &str) -> Duration {
-        let asked = msg
-            .get(attr::LIFETIME)
-            .and_then(|v| stun::u32_value(v, attr::LIFETIME).ok())
+    fn lifetime(&self, now: Now, requested: Option<u32>, username: &str) -> Duration {
+        let asked = requested
             .map(|s| Duration::from_secs(u64::from(s)))
             .unwrap_or(self.cfg.default_lifetime);
         let life = asked.clamp(self.cfg.default_lifetime, self.cfg.max_lifetime);
@@ -731,10 +739,8 @@ impl Server {
         e.xor_address(attr::XOR_RELAYED_ADDRESS, relay)
             .xor_address(attr::XOR_MAPPED_ADDRESS, five.client)
             .u32(attr::LIFETIME, secs(life))
-            .integrity(key);
-        if fp {
-            e.fingerprint();
-        }
+            .integrity(key)
+            .fingerprint_if(fp);
     }
 
     /// Finishes an allocation once the runtime has bound its relay socket
@@ -767,6 +773,7 @@ impl Server {
         );
         *self.per_user.entry(p.username.clone()).or_insert(0) += 1;
         self.by_five.insert(p.five, id);
+        let expires = now.instant + p.lifetime;
         self.allocs.insert(
             id,
             Allocation {
@@ -775,7 +782,7 @@ impl Server {
                 key: p.key,
                 txid: p.txid,
                 relay,
-                expires: now.instant + p.lifetime,
+                expires,
                 permissions: Vec::new(),
                 channels: Vec::new(),
                 bucket: Bucket {
@@ -785,6 +792,7 @@ impl Server {
                 },
             },
         );
+        self.arm(expires);
         self.stats.allocations += 1;
         Some(id)
     }
@@ -806,15 +814,17 @@ impl Server {
             error(out, msg, 437, "Allocation Mismatch", Some(&key));
             return ClientAction::Reply;
         };
-        let matches = self.allocs.get(&id).is_some_and(|a| a.username == username);
-        if !matches {
-            error(out, msg, 441, "Wrong Credentials", Some(&key));
-            return ClientAction::Reply;
-        }
+        let relay = match self.allocs.get(&id) {
+            Some(a) if a.username == username => a.relay,
+            _ => {
+                error(out, msg, 441, "Wrong Credentials", Some(&key));
+                return ClientAction::Reply;
+            }
+        };
         match msg.method() {
             method::REFRESH => self.refresh(now, id, msg, out, &key, &username),
-            method::CREATE_PERMISSION => self.create_permission(now, id, msg, out, &key),
-            _ => self.channel_bind(now, id, msg, out, &key),
+            method::CREATE_PERMISSION => self.create_permission(now, id, relay, msg, out, &key),
+            _ => self.channel_bind(now, id, relay, msg, out, &key),
         }
         ClientAction::Reply
     }
@@ -828,25 +838,23 @@ impl Server {
         key: &[u8],
         username: &str,
     ) {
-        let zero = msg
-            .get(attr::LIFETIME)
-            .and_then(|v| stun::u32_value(v, attr::LIFETIME).ok())
-            == Some(0);
-        let life = if zero {
+        let requested = requested_lifetime(msg);
+        let life = if requested == Some(0) {
             self.remove(id);
             Duration::ZERO
         } else {
-            let life = self.lifetime(now, msg, username);
+            let life = self.lifetime(now, requested, username);
+            let expires = now.instant + life;
             if let Some(a) = self.allocs.get_mut(&id) {
-                a.expires = now.instant + life;
+                a.expires = expires;
+                self.arm(expires);
             }
             life
         };
         let mut e = Encoder::new(out, method::REFRESH, Class::Success, &msg.transaction_id());
-        e.u32(attr::LIFETIME, secs(life)).integrity(key);
-        if msg.has_fingerprint() {
-            e.fingerprint();
-        }
+        e.u32(attr::LIFETIME, secs(life))
+            .integrity(key)
+            .fingerprint_if(msg.has_fingerprint());
     }
 
     /// Checks a peer address from a request against the relay's family and
@@ -882,13 +890,11 @@ impl Server {
         &mut self,
         now: Now,
         id: AllocId,
+        relay: SocketAddr,
         msg: &Message<'_>,
         out: &mut Vec<u8>,
         key: &[u8],
     ) {
-        let Some(relay) = self.allocs.get(&id).map(|a| a.relay) else {
-            return;
-        };
         let mut peers: [Option<IpAddr>; 8] = [None; 8];
         let mut n = 0;
         for (t, v) in msg.attributes() {
@@ -927,6 +933,7 @@ impl Server {
         for ip in peers[..n].iter().flatten() {
             install_permission(a, *ip, t);
         }
+        self.arm(t + PERMISSION_LIFETIME);
         success(out, msg, key);
     }
 
@@ -934,13 +941,11 @@ impl Server {
         &mut self,
         now: Now,
         id: AllocId,
+        relay: SocketAddr,
         msg: &Message<'_>,
         out: &mut Vec<u8>,
         key: &[u8],
     ) {
-        let Some(relay) = self.allocs.get(&id).map(|a| a.relay) else {
-            return;
-        };
         let number = match msg.get(attr::CHANNEL_NUMBER).map(stun::channel_number) {
             Some(Ok(c)) if (CHANNEL_MIN..=CHANNEL_MAX).contains(&c) => c,
             _ => {
@@ -988,6 +993,8 @@ impl Server {
             }
         }
         install_permission(a, peer.ip(), t);
+        self.arm(t + CHANNEL_LIFETIME);
+        self.arm(t + PERMISSION_LIFETIME);
         success(out, msg, key);
     }
 
@@ -1082,10 +1089,18 @@ impl Server {
             a.permissions.retain(|&(_, exp)| exp > now);
             a.channels.retain(|c| c.expires > now);
         }
+        self.next_timeout = self.scan_timeout();
     }
 
-    /// When [`Server::handle_timeout`] next has something to do.
+    /// When [`Server::handle_timeout`] next has something to do (possibly
+    /// earlier: then it finds nothing due and this moves on).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timeout
+    }
+
+    /// The earliest expiry held, by a walk over every allocation,
+    /// permission and channel.
+    pub(crate) fn scan_timeout(&self) -> Option<Instant> {
         self.allocs
             .values()
             .flat_map(|a| {
@@ -1116,6 +1131,12 @@ fn install_permission(a: &mut Allocation, ip: IpAddr, now: Instant) {
     }
 }
 
+/// The request's LIFETIME in seconds, if present and well-formed.
+fn requested_lifetime(msg: &Message<'_>) -> Option<u32> {
+    msg.get(attr::LIFETIME)
+        .and_then(|v| stun::u32_value(v, attr::LIFETIME).ok())
+}
+
 fn first_unknown(msg: &Message<'_>) -> Option<u16> {
     msg.attributes()
         .map(|(t, _)| t)
@@ -1133,18 +1154,13 @@ fn error(out: &mut Vec<u8>, msg: &Message<'_>, code: u16, reason: &str, key: Opt
     if let Some(k) = key {
         e.integrity(k);
     }
-    if msg.has_fingerprint() {
-        e.fingerprint();
-    }
+    e.fingerprint_if(msg.has_fingerprint());
 }
 
 fn success(out: &mut Vec<u8>, msg: &Message<'_>, key: &[u8]) {
     out.clear();
     let mut e = Encoder::new(out, msg.method(), Class::Success, &msg.transaction_id());
-    e.integrity(key);
-    if msg.has_fingerprint() {
-        e.fingerprint();
-    }
+    e.integrity(key).fingerprint_if(msg.has_fingerprint());
 }
 
 fn hex(src: &[u8], dst: &mut [u8]) {
@@ -1173,4 +1189,162 @@ fn unhex(src: &[u8], dst: &mut [u8]) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const REALM: &str = "timeout.test";
+    const SECRET: &[u8] = b"secret";
+
+    struct T {
+        s: Server,
+        now: Now,
+        five: FiveTuple,
+        out: Vec<u8>,
+        txid: u8,
+    }
+
+    impl T {
+        fn new() -> Self {
+            let mut cfg = ServerConfig::new(REALM.into(), SECRET.to_vec(), [3; 44]);
+            let all = crate::Cidr::new([0, 0, 0, 0].into(), 0)
+                .into_iter()
+                .collect();
+            cfg.policy = PeerPolicy::new(all, vec![]);
+            T {
+                s: Server::new(cfg),
+                now: Now {
+                    instant: Instant::now(),
+                    unix_secs: 1_700_000_000,
+                },
+                five: FiveTuple {
+                    transport: Transport::Udp,
+                    client: SocketAddr::from(([10, 0, 0, 1], 5000)),
+                    server: SocketAddr::from(([10, 0, 0, 2], 3478)),
+                },
+                out: Vec::new(),
+                txid: 0,
+            }
+        }
+
+        /// An authenticated request (nonce from a 401 first); asserts
+        /// success.
+        fn request(&mut self, m: u16, build: impl Fn(&mut Encoder<'_>)) {
+            self.txid += 1;
+            let txid = [self.txid; 12];
+            let mut probe = Vec::new();
+            Encoder::new(&mut probe, m, Class::Request, &txid);
+            let _ = self
+                .s
+                .handle_client(self.now, self.five, &probe, &mut self.out);
+            let nonce = Message::parse(&self.out)
+                .unwrap()
+                .get(attr::NONCE)
+                .unwrap()
+                .to_vec();
+            // One credential throughout, valid for two hours from the start.
+            let username = "1700007200:t";
+            let password = creds::turn_password(SECRET, username);
+            let key = stun::long_term_key(username, REALM, &password);
+            let mut req = Vec::new();
+            let mut e = Encoder::new(&mut req, m, Class::Request, &txid);
+            build(&mut e);
+            e.attr(attr::USERNAME, username.as_bytes())
+                .attr(attr::REALM, REALM.as_bytes())
+                .attr(attr::NONCE, &nonce)
+                .integrity(&key);
+            match self
+                .s
+                .handle_client(self.now, self.five, &req, &mut self.out)
+            {
+                ClientAction::Allocate(p) => {
+                    let relay = Some(SocketAddr::from(([10, 0, 0, 2], 40000)));
+                    self.s.allocation_bound(self.now, p, relay, &mut self.out);
+                }
+                ClientAction::Reply => {}
+                other => panic!("unexpected {other:?}"),
+            }
+            let reply = Message::parse(&self.out).unwrap();
+            assert_eq!(reply.class(), Class::Success, "method {m:#x}");
+        }
+
+        fn advance(&mut self, secs: u64) {
+            self.now.instant += Duration::from_secs(secs);
+            self.now.unix_secs += secs;
+            self.s.handle_timeout(self.now.instant);
+        }
+    }
+
+    fn peer(e: &mut Encoder<'_>) {
+        e.xor_address(attr::XOR_PEER_ADDRESS, SocketAddr::from(([8, 8, 8, 8], 9)));
+    }
+
+    fn other_peer(e: &mut Encoder<'_>) {
+        e.xor_address(attr::XOR_PEER_ADDRESS, SocketAddr::from(([8, 8, 4, 4], 9)));
+    }
+
+    #[test]
+    fn poll_timeout_matches_the_full_scan() {
+        let mut t = T::new();
+        assert_eq!(t.s.poll_timeout(), None);
+        let start = t.now.instant;
+
+        t.request(method::ALLOCATE, |e| {
+            e.attr(attr::REQUESTED_TRANSPORT, &[PROTO_UDP, 0, 0, 0]);
+        });
+        assert_eq!(t.s.poll_timeout(), Some(start + Duration::from_secs(600)));
+        assert_eq!(t.s.poll_timeout(), t.s.scan_timeout());
+
+        t.advance(10);
+        t.request(method::CREATE_PERMISSION, peer);
+        let first_permission = t.now.instant + PERMISSION_LIFETIME;
+        assert_eq!(t.s.poll_timeout(), Some(first_permission));
+        assert_eq!(t.s.poll_timeout(), t.s.scan_timeout());
+
+        t.advance(10);
+        t.request(method::CHANNEL_BIND, |e| {
+            e.attr(attr::CHANNEL_NUMBER, &[0x40, 0, 0, 0]);
+            other_peer(e);
+        });
+        assert_eq!(t.s.poll_timeout(), Some(first_permission));
+        assert_eq!(t.s.poll_timeout(), t.s.scan_timeout());
+
+        t.advance(10);
+        t.request(method::REFRESH, |e| {
+            e.u32(attr::LIFETIME, 1200);
+        });
+        assert_eq!(t.s.poll_timeout(), t.s.scan_timeout());
+
+        // Nothing due: a no-op that leaves the same answer.
+        t.advance(1);
+        assert_eq!(t.s.poll_timeout(), t.s.scan_timeout());
+
+        // Refreshing the earliest permission moves it later: the cached
+        // timeout is early until the next wake-up recomputes it.
+        t.request(method::CREATE_PERMISSION, peer);
+        assert_eq!(t.s.poll_timeout(), Some(first_permission));
+        assert!(t.s.poll_timeout() < t.s.scan_timeout());
+        t.s.handle_timeout(t.now.instant);
+        assert_eq!(t.s.poll_timeout(), t.s.scan_timeout());
+
+        // The permissions expire; the channel (600 s) outlives them.
+        t.advance(300);
+        assert_eq!(t.s.allocation_count(), 1);
+        assert_eq!(t.s.poll_timeout(), t.s.scan_timeout());
+        assert!(t.s.poll_timeout().is_some());
+
+        // Deleting the allocation leaves an early timeout, until the
+        // (no-op) wake-up clears it.
+        t.request(method::REFRESH, |e| {
+            e.u32(attr::LIFETIME, 0);
+        });
+        assert_eq!(t.s.scan_timeout(), None);
+        assert!(t.s.poll_timeout().is_some());
+        t.s.handle_timeout(t.now.instant);
+        assert_eq!(t.s.poll_timeout(), None);
+        assert_eq!(t.s.poll_timeout(), t.s.scan_timeout());
+    }
 }

@@ -386,24 +386,33 @@ pub fn long_term_key(username: &str, realm: &str, password: &str) -> [u8; 16] {
     h.finalize().into()
 }
 
+/// The mask of an XOR-…-ADDRESS (RFC 8489 §14.2): the magic cookie then
+/// the transaction id. An IPv4 address uses the first four bytes, the port
+/// the first two.
+fn xor_mask(txid: &[u8; 12]) -> [u8; 16] {
+    let mut mask = [0u8; 16];
+    mask[..4].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    mask[4..].copy_from_slice(txid);
+    mask
+}
+
 /// Decodes an XOR-…-ADDRESS value (RFC 8489 §14.2).
 pub fn xor_address(value: &[u8], txid: &[u8; 12], typ: u16) -> Result<SocketAddr, DecodeError> {
     let bad = DecodeError::BadAttribute { typ };
-    let cookie = MAGIC_COOKIE.to_be_bytes();
     let port = be16(value, 2) ^ (MAGIC_COOKIE >> 16) as u16;
+    let mask = xor_mask(txid);
     match (value.get(1), value.len()) {
         (Some(1), 8) => {
             let mut b = [0u8; 4];
             for (i, x) in b.iter_mut().enumerate() {
-                *x = value[4 + i] ^ cookie[i];
+                *x = value[4 + i] ^ mask[i];
             }
             Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(b)), port))
         }
         (Some(2), 20) => {
             let mut b = [0u8; 16];
             for (i, x) in b.iter_mut().enumerate() {
-                let k = if i < 4 { cookie[i] } else { txid[i - 4] };
-                *x = value[4 + i] ^ k;
+                *x = value[4 + i] ^ mask[i];
             }
             Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(b)), port))
         }
@@ -414,26 +423,34 @@ pub fn xor_address(value: &[u8], txid: &[u8; 12], typ: u16) -> Result<SocketAddr
 /// Writes the value of an XOR-…-ADDRESS attribute; gives its length (8 or
 /// 20).
 fn xor_address_value(addr: SocketAddr, txid: &[u8; 12], v: &mut [u8; 20]) -> usize {
-    let cookie = MAGIC_COOKIE.to_be_bytes();
+    let mask = xor_mask(txid);
     v[0] = 0;
     v[2..4].copy_from_slice(&(addr.port() ^ (MAGIC_COOKIE >> 16) as u16).to_be_bytes());
-    match addr.ip() {
+    let (family, n) = match addr.ip() {
         IpAddr::V4(ip) => {
-            v[1] = 1;
-            for (i, o) in ip.octets().iter().enumerate() {
-                v[4 + i] = o ^ cookie[i];
-            }
-            8
+            v[4..8].copy_from_slice(&ip.octets());
+            (1, 8)
         }
         IpAddr::V6(ip) => {
-            v[1] = 2;
-            for (i, o) in ip.octets().iter().enumerate() {
-                let k = if i < 4 { cookie[i] } else { txid[i - 4] };
-                v[4 + i] = o ^ k;
-            }
-            20
+            v[4..20].copy_from_slice(&ip.octets());
+            (2, 20)
         }
+    };
+    v[1] = family;
+    for (x, k) in v[4..n].iter_mut().zip(mask) {
+        *x ^= k;
     }
+    n
+}
+
+/// The 20-byte message header (RFC 8489 §5) for a body of `len` bytes.
+fn header(method: u16, class: Class, len: u16, txid: &[u8; 12]) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..2].copy_from_slice(&message_type(method, class).to_be_bytes());
+    h[2..4].copy_from_slice(&len.to_be_bytes());
+    h[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    h[8..20].copy_from_slice(txid);
+    h
 }
 
 /// Decodes a 32-bit value (LIFETIME, …).
@@ -501,10 +518,7 @@ impl<'b> Encoder<'b> {
     /// Starts a message of `method` and `class` with transaction id `txid`.
     pub fn new(buf: &'b mut Vec<u8>, method: u16, class: Class, txid: &[u8; 12]) -> Self {
         let start = buf.len();
-        buf.extend_from_slice(&message_type(method, class).to_be_bytes());
-        buf.extend_from_slice(&[0, 0]);
-        buf.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
-        buf.extend_from_slice(txid);
+        buf.extend_from_slice(&header(method, class, 0, txid));
         Encoder {
             buf,
             start,
@@ -567,6 +581,14 @@ impl<'b> Encoder<'b> {
         let crc = crc32(&self.buf[self.start..at]) ^ FINGERPRINT_XOR;
         self.buf.truncate(at);
         self.attr(attr::FINGERPRINT, &crc.to_be_bytes())
+    }
+
+    /// Appends FINGERPRINT if `yes` (typically: the request had one).
+    pub fn fingerprint_if(&mut self, yes: bool) -> &mut Self {
+        if yes {
+            self.fingerprint();
+        }
+        self
     }
 
     /// Length of the message so far.
@@ -693,10 +715,7 @@ pub fn frame_data_indication_in_place(
     let mut value = [0u8; 20];
     let n = xor_address_value(peer, txid, &mut value);
     let h = &mut buf[start..at];
-    h[0..2].copy_from_slice(&message_type(method::DATA, Class::Indication).to_be_bytes());
-    h[2..4].copy_from_slice(&body.to_be_bytes());
-    h[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
-    h[8..20].copy_from_slice(txid);
+    h[..HEADER_LEN].copy_from_slice(&header(method::DATA, Class::Indication, body, txid));
     h[20..22].copy_from_slice(&attr::XOR_PEER_ADDRESS.to_be_bytes());
     h[22..24].copy_from_slice(&(n as u16).to_be_bytes());
     h[24..24 + n].copy_from_slice(&value[..n]);

@@ -6,7 +6,7 @@
 use telenode_turn::fuzzing;
 use telenode_turn::stun::{Class, Encoder, attr, method};
 
-/// Inputs that once broke a target, by name (none yet).
+/// Inputs that once broke a target, by name.
 const REGRESSIONS: &[(&str, &[u8])] = &[
     (
         "attribute_header_at_end",
