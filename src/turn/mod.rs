@@ -274,12 +274,12 @@ pub async fn start(cfg: TurnConfig) -> anyhow::Result<TurnHandle> {
     let udp_addr = udp.local_addr()?;
     let tcp_addr = tcp.local_addr()?;
 
-    let mut own = cfg.own_addrs.clone();
+    let mut own = cfg.own_addrs;
     own.extend([udp_addr, tcp_addr]);
     let mut random = [0u8; 44];
     rand::rng().fill_bytes(&mut random);
-    let mut scfg = ServerConfig::new(cfg.realm.clone(), cfg.secret.clone(), random);
-    scfg.policy = PeerPolicy::new(cfg.allow_peers.clone(), own);
+    let mut scfg = ServerConfig::new(cfg.realm, cfg.secret, random);
+    scfg.policy = PeerPolicy::new(cfg.allow_peers, own);
     scfg.quotas = cfg.quotas;
 
     let (tx, rx) = mpsc::channel(QUEUE);
@@ -331,12 +331,18 @@ impl Core {
     async fn run(mut self, mut rx: mpsc::Receiver<Event>, mut stop: oneshot::Receiver<()>) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let udp = Arc::clone(&self.udp);
+        // One timer, moved only when the core's next expiry changes.
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
         loop {
             let deadline = self
                 .server
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             tokio::select! {
                 _ = &mut stop => break,
                 r = udp.recv_from(&mut buf) => match r {
@@ -352,7 +358,7 @@ impl Core {
                     Err(e) => tracing::debug!(error = %e, "turn: UDP receive"),
                 },
                 Some(ev) = rx.recv() => self.event(ev).await,
-                _ = tokio::time::sleep_until(deadline) => {
+                () = &mut timer => {
                     self.server.handle_timeout(Instant::now());
                 }
             }
@@ -436,40 +442,29 @@ impl Core {
     }
 
     async fn client_input(&mut self, five: FiveTuple, input: &[u8]) {
-        let mut out = std::mem::take(&mut self.out);
-        let action = self.server.handle_client(now(), five, input, &mut out);
-        match action {
-            ClientAction::Drop => self.out = out,
-            ClientAction::Reply => {
-                self.out = out;
-                self.reply(five).await;
-            }
+        match self.server.handle_client(now(), five, input, &mut self.out) {
+            ClientAction::Drop => {}
+            ClientAction::Reply => self.reply(five).await,
             ClientAction::Relay { alloc, peer, data } => {
                 if let Some(r) = self.relays.get(&alloc)
                     && let Err(e) = r.sock.try_send_to(data, peer)
                 {
                     tracing::trace!(alloc = %alloc, error = %e, "turn: send to peer dropped");
                 }
-                self.out = out;
             }
-            ClientAction::Allocate(p) => {
-                self.out = out;
-                self.allocate(p).await;
-            }
+            ClientAction::Allocate(p) => self.allocate(p).await,
         }
     }
 
     async fn allocate(&mut self, p: PendingAllocation) {
         let five = p.five_tuple();
-        let mut bound =
-            udp_socket(SocketAddr::new(self.relay_ip, 0)).and_then(|s| Ok((s.local_addr()?, s)));
+        let bind =
+            || udp_socket(SocketAddr::new(self.relay_ip, 0)).and_then(|s| Ok((s.local_addr()?, s)));
+        let mut bound = bind();
         // EVEN-PORT: retry until the kernel hands out an even port.
         for _ in 0..32 {
             match &bound {
-                Ok((a, _)) if p.even_port() && a.port() % 2 == 1 => {
-                    bound = udp_socket(SocketAddr::new(self.relay_ip, 0))
-                        .and_then(|s| Ok((s.local_addr()?, s)));
-                }
+                Ok((a, _)) if p.even_port() && a.port() % 2 == 1 => bound = bind(),
                 _ => break,
             }
         }
@@ -480,9 +475,7 @@ impl Core {
                 (None, None)
             }
         };
-        let mut out = std::mem::take(&mut self.out);
-        let id = self.server.allocation_bound(now(), p, addr, &mut out);
-        self.out = out;
+        let id = self.server.allocation_bound(now(), p, addr, &mut self.out);
         if let (Some(id), Some(sock)) = (id, sock) {
             let sock = Arc::new(sock);
             let reader = tokio::spawn(relay_reader(id, Arc::clone(&sock), self.tx.clone()));
