@@ -57,6 +57,40 @@ pub fn write_private(path: &Path, text: &str, create_new: bool) -> std::io::Resu
     Ok(())
 }
 
+/// Reads a secret file; `Ok(None)` if it does not exist. Refused (saying
+/// `advice`) when group or others may read it; the mode is checked on the
+/// opened file, so it is the file that is read.
+pub fn read_private(path: &Path, advice: &str) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    check_private(&file.metadata().map_err(|e| e.to_string())?, advice)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(Some(bytes))
+}
+
+/// `path` with `.new` appended: where a replacement is written before it
+/// is renamed over `path`.
+pub fn pending_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    path.with_file_name(name)
+}
+
+/// Replaces `path` atomically with a private (0600) file holding `text`:
+/// written to [`pending_path`], synced, renamed over `path`.
+pub fn replace_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let pending = pending_path(path);
+    write_private(&pending, text, false)?;
+    std::fs::rename(&pending, path)?;
+    sync_parent(path);
+    Ok(())
+}
+
 /// Flushes the directory entry of `path` (after a create or a rename).
 pub fn sync_parent(path: &Path) {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())

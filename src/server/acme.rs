@@ -9,7 +9,7 @@
 //! A restart serves the stored certificate at once and talks to the CA only
 //! when it is due.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,7 +26,7 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 
 use super::tls::{CertResolver, identity_from_pem};
 use crate::config::Config;
-use crate::secret_file::write_private;
+use crate::secret_file::{replace_private, write_private};
 
 /// What the ACME task needs from the configuration.
 #[derive(Debug, Clone)]
@@ -352,26 +352,14 @@ async fn obtain(
     Ok(issued)
 }
 
-/// Writes the key and certificate next to their final names and renames
-/// them in place, so a crash leaves either the old pair or the new one (a
-/// mismatched pair is refused at start and simply obtained again).
+/// Replaces key, then certificate, each atomically, so a crash leaves
+/// either the old pair or the new one (a mismatched pair is refused at start
+/// and simply obtained again).
 fn store_pair(settings: &AcmeSettings, chain: &str, key: &str) -> anyhow::Result<()> {
-    let replace = |path: PathBuf, text: &str| -> anyhow::Result<()> {
-        let tmp = with_suffix(&path, ".new");
-        write_private(&tmp, text, false).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
-        Ok(())
-    };
-    replace(settings.key_file(), key)?;
-    replace(settings.cert_file(), chain)?;
-    crate::secret_file::sync_parent(&settings.cert_file());
+    for (path, text) in [(settings.key_file(), key), (settings.cert_file(), chain)] {
+        replace_private(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 #[cfg(test)]

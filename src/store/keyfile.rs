@@ -18,9 +18,7 @@ pub fn default_key_file(data_dir: &Path) -> PathBuf {
 /// The file a rotation writes first; renamed over the key file once the
 /// database uses it.
 pub fn pending_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".new");
-    path.with_file_name(name)
+    crate::secret_file::pending_path(path)
 }
 
 /// Reads a key file; `Ok(None)` if it does not exist.
@@ -29,13 +27,11 @@ pub fn load(path: &Path) -> Result<Option<MasterKey>, StoreError> {
         path: path.to_owned(),
         reason,
     };
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(key_err(e.to_string())),
+    let Some(bytes) = crate::secret_file::read_private(path, "rotate the key").map_err(key_err)?
+    else {
+        return Ok(None);
     };
-    crate::secret_file::check_private(&meta, "rotate the key").map_err(key_err)?;
-    let text = std::fs::read_to_string(path).map_err(|e| key_err(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| key_err(e.to_string()))?;
     MasterKey::from_file_text(&text)
         .map(Some)
         .map_err(|e| key_err(e.to_string()))

@@ -52,15 +52,15 @@ pub fn load_or_create_secret(path: &Path) -> Result<TurnSecret, SecretError> {
         path: path.to_owned(),
         reason,
     };
-    match std::fs::metadata(path) {
-        Ok(meta) => crate::secret_file::check_private(&meta, "replace the secret").map_err(err)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let read = || crate::secret_file::read_private(path, "replace the secret").map_err(err);
+    let text = match read()? {
+        Some(text) => text,
+        None => {
             create(path).map_err(|e| err(format!("creating: {e}")))?;
             tracing::info!("created a new TURN secret file");
+            read()?.ok_or_else(|| err("vanished after creation".into()))?
         }
-        Err(e) => return Err(err(e.to_string())),
-    }
-    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    };
     let secret = text.trim_ascii().to_vec();
     if secret.len() < MIN_SECRET_LEN {
         return Err(err(format!(
