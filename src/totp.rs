@@ -47,11 +47,7 @@ pub fn verify(secret: &[u8], code: &str, unix_secs: u64, last_step: u64) -> Opti
     let now = step(unix_secs);
     let mut found = None;
     for s in now.saturating_sub(SKEW_STEPS)..=now + SKEW_STEPS {
-        let expected = format!(
-            "{:0width$}",
-            hotp(secret, s, DIGITS),
-            width = DIGITS as usize
-        );
+        let expected = code_of(secret, s);
         if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) && s > last_step {
             found = Some(s);
         }
@@ -61,9 +57,14 @@ pub fn verify(secret: &[u8], code: &str, unix_secs: u64, last_step: u64) -> Opti
 
 /// The current code of `secret` (what an authenticator app shows).
 pub fn code_at(secret: &[u8], unix_secs: u64) -> String {
+    code_of(secret, step(unix_secs))
+}
+
+/// The code of `secret` at time step `step`, zero-padded.
+fn code_of(secret: &[u8], step: u64) -> String {
     format!(
         "{:0width$}",
-        hotp(secret, step(unix_secs), DIGITS),
+        hotp(secret, step, DIGITS),
         width = DIGITS as usize
     )
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
+use super::unix_now;
 use crate::store::{Store, UnixTime};
 
 /// What a connection task receives from the hub.
@@ -105,13 +106,6 @@ struct HubTask {
     /// Last state of each live room, for the metrics gauges.
     states: HashMap<String, State>,
     conns: HashMap<ConnId, Conn>,
-}
-
-fn unix_now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A short, non-reversible tag for a consultation in logs.

@@ -273,11 +273,12 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         ..RoomConfig::default()
     };
     let acme_settings = acme::AcmeSettings::from_config(&config);
+    let provider = tls::provider();
     let (tls, acme_cert) = match (&config.tls_cert, &config.tls_key, &acme_settings) {
         (Some(c), Some(k), _) => (Some(tls::from_files(c, k)?), None),
         (_, _, Some(_)) => {
             let resolver = Arc::new(tls::CertResolver::default());
-            let cfg = tls::server_config(tls::provider(), resolver.clone(), true)?;
+            let cfg = tls::server_config(provider.clone(), resolver.clone(), true)?;
             (Some(cfg), Some(resolver))
         }
         _ => (None, None),
@@ -316,7 +317,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
     let (shutdown, rx) = watch::channel(false);
     retention::spawn(app.store.clone(), app.config.retention_secs(), rx.clone());
     if let (Some(settings), Some(resolver)) = (acme_settings, acme_cert) {
-        acme::spawn(settings, tls::provider(), resolver, rx.clone());
+        acme::spawn(settings, provider, resolver, rx.clone());
     }
     let signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

@@ -1044,23 +1044,19 @@ fn insert_consultation(
             seal_json(sealer, consultation_loc(&key), &rec)
         ],
     )
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::DuplicateToken
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(|e| unique_or(e, StoreError::DuplicateToken))?;
     Ok(())
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
+/// `duplicate` for a unique-key violation, the SQLite error otherwise.
+fn unique_or(e: rusqlite::Error, duplicate: StoreError) -> StoreError {
+    let unique = matches!(
+        &e,
         rusqlite::Error::SqliteFailure(f, _)
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    )
+    );
+    if unique { duplicate } else { e.into() }
 }
 
 /// Reads every row of a query whose columns are all blobs.
@@ -1110,13 +1106,7 @@ impl Store for SqliteStore {
                     seal_json(&self.sealer, doctor_loc(&id.to_be_bytes()), &rec)
                 ],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::DuplicateLogin
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(|e| unique_or(e, StoreError::DuplicateLogin))?;
             let doctor = DoctorId(id);
             append_audit(tx, &self.sealer, &AuditEvent::DoctorAdded { doctor }, now)?;
             Ok(doctor)
