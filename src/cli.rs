@@ -130,6 +130,16 @@ pub struct DoctorArgs {
     pub action: Option<DoctorAction>,
 }
 
+impl DoctorArgs {
+    /// The synthetic camera `--video` asks for.
+    pub fn video_source(&self) -> anyhow::Result<crate::peer::VideoSource> {
+        use anyhow::Context;
+        let (width, height, fps) =
+            parse_video(&self.video).context("--video must look like 640x480@30")?;
+        Ok(crate::peer::VideoSource::Synthetic { width, height, fps })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DoctorAction {
     /// Create a consultation, print its patient link and run the call.

@@ -10,9 +10,8 @@ use clap::Parser;
 use telenode::cli::{
     AdminCommand, AuditAdmin, Cli, Command, DoctorAction, DoctorAdmin, KeysAdmin, LogFormat,
 };
-use telenode::client::{AgentEvent, CallAgent, CallOptions, Seat};
+use telenode::client::{AgentEvent, CallAgent, CallOptions};
 use telenode::config::{Config, Overrides};
-use telenode::peer::{AudioSource, VideoSource};
 use telenode::store::{SqliteStore, Store};
 
 fn main() -> ExitCode {
@@ -345,7 +344,7 @@ fn print_event(v: serde_json::Value) {
     let _ = out.flush();
 }
 
-async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
+async fn doctor(mut a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
     if !a.headless {
         return telenode::doctor::run_window(a);
     }
@@ -359,6 +358,7 @@ async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
         .context("--login is required with --headless")?;
     let action = a
         .action
+        .take()
         .context("give an action with --headless (new-consultation, list)")?;
     let password = match &a.password_file {
         Some(p) => std::fs::read_to_string(p)
@@ -368,8 +368,7 @@ async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
         None => std::env::var("TELENODE_PASSWORD")
             .context("set TELENODE_PASSWORD or give --password-file")?,
     };
-    let (w, h, fps) =
-        telenode::cli::parse_video(&a.video).context("--video must look like 640x480@30")?;
+    let video = a.video_source()?;
     if std::env::var_os(telenode::client::TOTP_SECRET_ENV).is_none() {
         bail!("set TELENODE_TOTP_SECRET (the base32 secret of the otpauth URI) for --headless");
     }
@@ -392,24 +391,11 @@ async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
             let link = api.new_consultation(ttl).await?;
             print_event(serde_json::json!({"event": "link", "url": link.url}));
             let opts = CallOptions {
-                ws_url: api.ws_url(),
-                seat: Seat::Doctor {
-                    consultation: link.consultation.id.clone(),
-                    session: api.session_handle(),
-                },
-                link_key: link.link_key,
                 auto_admit,
                 call_duration: duration.map(Duration::from_secs),
-                setup_timeout: Duration::from_secs(30),
                 bind_ip: a.bind_ip,
-                video: VideoSource::Synthetic {
-                    width: w,
-                    height: h,
-                    fps,
-                },
-                audio: AudioSource::Tone { hz: 440.0 },
                 force_relay: a.force_relay,
-                media_tap: None,
+                ..CallOptions::doctor(&api, &link, video)
             };
             let (agent, mut events) = CallAgent::start(opts).await?;
             // Commands on standard input: `admit`, `hangup`.
@@ -427,15 +413,14 @@ async fn doctor(a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
                 tokio::select! {
                     ev = events.recv() => {
                         let Some(ev) = ev else { break };
+                        print_event(ev.to_json());
                         if let AgentEvent::Ended(cause) = &ev {
                             clean = cause.is_clean();
-                            print_event(event_json(&ev));
                             if !clean {
                                 eprintln!("telenode: call ended: {}", describe(cause));
                             }
                             break;
                         }
-                        print_event(event_json(&ev));
                     }
                     Some(line) = lines.recv() => match line.trim() {
                         "admit" => agent.admit(),
@@ -467,36 +452,5 @@ fn describe(cause: &telenode::client::EndCause) -> String {
         ConnectionLost => "the connection to the node was lost".into(),
         Expired => "the consultation expired".into(),
         other => other.reason().to_owned(),
-    }
-}
-
-fn event_json(ev: &AgentEvent) -> serde_json::Value {
-    use serde_json::json;
-    match ev {
-        AgentEvent::Joined { .. } => json!({"event": "joined"}),
-        AgentEvent::PatientWaiting => json!({"event": "patient_waiting"}),
-        AgentEvent::Knock { name } => json!({"event": "knock", "name": name}),
-        AgentEvent::Admitted => json!({"event": "admitted"}),
-        AgentEvent::Connected {
-            local_candidate,
-            remote_candidate,
-            sas,
-        } => json!({
-            "event": "connected",
-            "local_candidate": local_candidate,
-            "remote_candidate": remote_candidate,
-            "sas": sas,
-        }),
-        AgentEvent::FirstVideoFrame { width, height } => {
-            json!({"event": "first_video_frame", "width": width, "height": height})
-        }
-        AgentEvent::Stats(s) => {
-            let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
-            v["event"] = "stats".into();
-            v
-        }
-        AgentEvent::PeerLeft => json!({"event": "peer_left"}),
-        AgentEvent::SignallingLost => json!({"event": "signalling_lost"}),
-        AgentEvent::Ended(cause) => json!({"event": "ended", "reason": cause.reason()}),
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::{ApiClient, PatientLink, recv_opt};
 use crate::auth::random_bytes;
 use crate::peer::{
     AudioSource, CandidateInit, CandidateKind, IceServerConfig, MediaStats, MediaTap, Peer,
@@ -59,6 +60,31 @@ pub struct CallOptions {
     /// Latest pictures and mute switches for a user interface (kept across
     /// peer restarts); `None` copies no frames.
     pub media_tap: Option<MediaTap>,
+}
+
+impl CallOptions {
+    /// The doctor's seat of `link`, signed in as `api`: the defaults of the
+    /// doctor's calls (admission by hand, no time limit, 30 s to connect, a
+    /// tone for audio, any media path, no tap). Change what differs with
+    /// struct update syntax.
+    pub fn doctor(api: &ApiClient, link: &PatientLink, video: VideoSource) -> CallOptions {
+        CallOptions {
+            ws_url: api.ws_url(),
+            seat: Seat::Doctor {
+                consultation: link.consultation.id.clone(),
+                session: api.session_handle(),
+            },
+            link_key: link.link_key.clone(),
+            auto_admit: false,
+            call_duration: None,
+            setup_timeout: Duration::from_secs(30),
+            bind_ip: None,
+            video,
+            audio: AudioSource::Tone { hz: 440.0 },
+            force_relay: false,
+            media_tap: None,
+        }
+    }
 }
 
 /// Why a call ended, as the agent reports it.
@@ -134,6 +160,41 @@ pub enum AgentEvent {
     /// and the agent reconnects.
     SignallingLost,
     Ended(EndCause),
+}
+
+impl AgentEvent {
+    /// The event as one automation line (`telenode doctor --headless`, the
+    /// window's `TELENODE_GUI_EVENTS`).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            AgentEvent::Joined { .. } => json!({"event": "joined"}),
+            AgentEvent::PatientWaiting => json!({"event": "patient_waiting"}),
+            AgentEvent::Knock { name } => json!({"event": "knock", "name": name}),
+            AgentEvent::Admitted => json!({"event": "admitted"}),
+            AgentEvent::Connected {
+                local_candidate,
+                remote_candidate,
+                sas,
+            } => json!({
+                "event": "connected",
+                "local_candidate": local_candidate,
+                "remote_candidate": remote_candidate,
+                "sas": sas,
+            }),
+            AgentEvent::FirstVideoFrame { width, height } => {
+                json!({"event": "first_video_frame", "width": width, "height": height})
+            }
+            AgentEvent::Stats(s) => {
+                let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
+                v["event"] = "stats".into();
+                v
+            }
+            AgentEvent::PeerLeft => json!({"event": "peer_left"}),
+            AgentEvent::SignallingLost => json!({"event": "signalling_lost"}),
+            AgentEvent::Ended(cause) => json!({"event": "ended", "reason": cause.reason()}),
+        }
+    }
 }
 
 /// Commands into a running agent.
@@ -314,6 +375,14 @@ impl Run {
         Ok(())
     }
 
+    /// Seals a payload into the outbox; a failure ends the call.
+    fn seal_flow(&mut self, p: &Payload) -> Flow {
+        match self.seal(p) {
+            Ok(()) => Flow::Go,
+            Err(c) => Flow::Stop(c),
+        }
+    }
+
     fn hello(&self) -> ClientMsg {
         ClientMsg::Hello(match &self.opts.seat {
             Seat::Doctor {
@@ -407,7 +476,7 @@ impl Run {
                     }
                     Flow::Go
                 }
-                ev = recv_peer(&mut self.peer_events) => self.on_peer(ev),
+                ev = recv_opt(&mut self.peer_events) => self.on_peer(ev),
                 c = cmds.recv() => match c {
                     Some(AgentCmd::Admit) => { self.outbox.push(ClientMsg::Admit); Flow::Go }
                     Some(AgentCmd::HangUp) | None => self.hang_up(),
@@ -628,10 +697,7 @@ impl Run {
                 };
                 self.remote_sdp = Some(sdp);
                 self.local_sdp = Some(answer.clone());
-                match self.seal(&Payload::Answer { sdp: answer }) {
-                    Ok(()) => Flow::Go,
-                    Err(c) => Flow::Stop(c),
-                }
+                self.seal_flow(&Payload::Answer { sdp: answer })
             }
             Payload::Answer { sdp } if self.role == Role::Doctor => {
                 let Some(peer) = &self.peer else {
@@ -697,18 +763,8 @@ impl Run {
     /// or a patient who comes back on the same connection); otherwise a new
     /// peer.
     async fn start_call(&mut self) -> Flow {
-        if self.connected_at.is_some()
-            && let Some(peer) = &self.peer
-        {
-            let offer = match peer.create_offer(true).await {
-                Ok(o) => o,
-                Err(e) => return Flow::Stop(EndCause::MediaFailed(format!("{e:#}"))),
-            };
-            self.local_sdp = Some(offer.clone());
-            return match self.seal(&Payload::Offer { sdp: offer }) {
-                Ok(()) => Flow::Go,
-                Err(c) => Flow::Stop(c),
-            };
+        if self.connected_at.is_some() && self.peer.is_some() {
+            return self.send_offer(true).await;
         }
         self.restart_call().await
     }
@@ -722,18 +778,21 @@ impl Run {
         if let Err(e) = self.start_peer().await {
             return Flow::Stop(EndCause::MediaFailed(format!("{e:#}")));
         }
+        self.send_offer(false).await
+    }
+
+    /// Doctor: an offer from the running peer (an ICE restart if asked),
+    /// kept for the SAS and sealed to the patient.
+    async fn send_offer(&mut self, ice_restart: bool) -> Flow {
         let Some(peer) = &self.peer else {
             return Flow::Go;
         };
-        let offer = match peer.create_offer(false).await {
+        let offer = match peer.create_offer(ice_restart).await {
             Ok(o) => o,
             Err(e) => return Flow::Stop(EndCause::MediaFailed(format!("{e:#}"))),
         };
         self.local_sdp = Some(offer.clone());
-        match self.seal(&Payload::Offer { sdp: offer }) {
-            Ok(()) => Flow::Go,
-            Err(c) => Flow::Stop(c),
-        }
+        self.seal_flow(&Payload::Offer { sdp: offer })
     }
 
     fn on_peer(&mut self, ev: Option<PeerEvent>) -> Flow {
@@ -748,15 +807,9 @@ impl Run {
                     sdp_mid: c.sdp_mid,
                     sdp_mline_index: c.sdp_mline_index,
                 };
-                if let Err(c) = self.seal(&p) {
-                    return Flow::Stop(c);
-                }
+                return self.seal_flow(&p);
             }
-            PeerEvent::GatheringComplete => {
-                if let Err(c) = self.seal(&Payload::EndOfCandidates) {
-                    return Flow::Stop(c);
-                }
-            }
+            PeerEvent::GatheringComplete => return self.seal_flow(&Payload::EndOfCandidates),
             PeerEvent::Connected { local, remote } => {
                 let fps = |sdp: &Option<String>| sdp.as_deref().and_then(sas::fingerprint_from_sdp);
                 let (mine, theirs) = (fps(&self.local_sdp), fps(&self.remote_sdp));
@@ -812,13 +865,6 @@ async fn next_frame(
 ) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
     match socket {
         Some((_, stream)) => stream.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_peer(rx: &mut Option<mpsc::UnboundedReceiver<PeerEvent>>) -> Option<PeerEvent> {
-    match rx {
-        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

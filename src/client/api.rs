@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Deserialize;
 use telenode_signaling::creds;
 use telenode_signaling::seal::LinkKey;
@@ -72,15 +72,47 @@ struct ErrorDetail {
     message: String,
 }
 
+/// The node answered a request with an error status.
+#[derive(Debug, thiserror::Error)]
+pub struct HttpError {
+    pub status: reqwest::StatusCode,
+    /// The node's error code, when the answer carried one.
+    pub code: Option<String>,
+    /// The node's words for the error, when the answer carried them.
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.message, &self.code) {
+            (Some(message), Some(code)) => write!(f, "{message} ({code}, HTTP {})", self.status),
+            _ => write!(f, "HTTP {}", self.status),
+        }
+    }
+}
+
 async fn check(res: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if res.status().is_success() {
         return Ok(res);
     }
     let status = res.status();
-    match res.json::<ErrorBody>().await {
-        Ok(b) => bail!("{} ({}, HTTP {status})", b.error.message, b.error.code),
-        Err(_) => bail!("HTTP {status}"),
+    let (code, message) = match res.json::<ErrorBody>().await {
+        Ok(b) => (Some(b.error.code), Some(b.error.message)),
+        Err(_) => (None, None),
+    };
+    Err(HttpError {
+        status,
+        code,
+        message,
     }
+    .into())
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("telenode/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("HTTP client")
 }
 
 impl ApiClient {
@@ -93,10 +125,7 @@ impl ApiClient {
         code: &str,
     ) -> anyhow::Result<ApiClient> {
         let base = base.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("telenode/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("HTTP client")?;
+        let http = http_client()?;
         #[derive(Deserialize)]
         struct LoginResponse {
             session: String,
@@ -136,10 +165,7 @@ impl ApiClient {
     /// A client for a session obtained earlier (e.g. kept by the desktop
     /// client); nothing is checked until the first request.
     pub fn from_session(base: &str, session: &str) -> anyhow::Result<ApiClient> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("telenode/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("HTTP client")?;
+        let http = http_client()?;
         Ok(ApiClient {
             base: base.trim_end_matches('/').to_owned(),
             http,
@@ -267,4 +293,31 @@ pub fn parse_link(url: &str) -> anyhow::Result<(String, String, LinkKey)> {
     let (base, token) = before.rsplit_once("/c/").context("link has no /c/ path")?;
     let key = LinkKey::from_b64u(key).map_err(|e| anyhow::anyhow!("link key: {e}"))?;
     Ok((base.to_owned(), token.to_owned(), key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_errors_keep_their_words_and_status() {
+        let e = HttpError {
+            status: reqwest::StatusCode::UNAUTHORIZED,
+            code: Some("bad_session".into()),
+            message: Some("session expired".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "session expired (bad_session, HTTP 401 Unauthorized)"
+        );
+        let e = anyhow::Error::from(HttpError {
+            status: reqwest::StatusCode::FORBIDDEN,
+            code: None,
+            message: None,
+        })
+        .context("listing");
+        assert_eq!(format!("{e:#}"), "listing: HTTP 403 Forbidden");
+        let status = e.downcast_ref::<HttpError>().map(|h| h.status.as_u16());
+        assert_eq!(status, Some(403));
+    }
 }

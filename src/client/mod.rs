@@ -10,6 +10,17 @@ mod api;
 
 pub use agent::{AgentEvent, CallAgent, CallOptions, EndCause, Seat};
 pub use api::{
-    ApiClient, ConsultationInfo, PatientLink, SessionHandle, TOTP_SECRET_ENV, parse_link, sign_in,
-    ws_url,
+    ApiClient, ConsultationInfo, HttpError, PatientLink, SessionHandle, TOTP_SECRET_ENV,
+    parse_link, sign_in, ws_url,
 };
+
+/// The next message of a channel that may be absent; an absent one never
+/// yields (for `tokio::select!` arms).
+pub(crate) async fn recv_opt<T>(
+    rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<T>>,
+) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

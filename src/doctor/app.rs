@@ -16,6 +16,7 @@ use super::bridge::Request;
 use super::script::{Next, Script};
 use super::state::{self, Command, NetEvent, Quality, Screen, State, UserAction};
 use crate::client::AgentEvent;
+use crate::peer::tap::i420_to_rgba_into;
 use crate::peer::{MediaTap, VideoFrame};
 
 /// Automation output (`TELENODE_GUI_EVENTS`): one JSON object per line on
@@ -43,6 +44,8 @@ struct VideoTexture {
     size: [usize; 2],
     uploaded: u64,
     last_upload: Option<Instant>,
+    /// The last picture in RGBA, reused from picture to picture.
+    rgba: Vec<u8>,
 }
 
 impl VideoTexture {
@@ -62,7 +65,9 @@ impl VideoTexture {
         self.seen = seq;
         self.last_upload = Some(Instant::now());
         let size = [frame.width as usize, frame.height as usize];
-        let image = egui::ColorImage::from_rgba_unmultiplied(size, &frame.to_rgba());
+        i420_to_rgba_into(frame.width, frame.height, &frame.i420, &mut self.rgba);
+        // egui takes the pixels by value: one copy per picture stays.
+        let image = egui::ColorImage::from_rgba_unmultiplied(size, &self.rgba);
         match &mut self.texture {
             Some(t) => t.set(image, TextureOptions::LINEAR),
             None => self.texture = Some(ctx.load_texture(name, image, TextureOptions::LINEAR)),
@@ -193,29 +198,21 @@ impl DoctorApp {
             NetEvent::SignInFailed(m) => json!({"event": "sign_in_failed", "message": m}),
             NetEvent::ConsultationCreated { url, .. } => json!({"event": "link", "url": url}),
             NetEvent::Failed(m) => json!({"event": "error", "message": m}),
-            NetEvent::Agent(AgentEvent::PatientWaiting) => json!({"event": "patient_waiting"}),
-            NetEvent::Agent(AgentEvent::Knock { name }) => json!({"event": "knock", "name": name}),
-            NetEvent::Agent(AgentEvent::Admitted) => json!({"event": "admitted"}),
-            NetEvent::Agent(AgentEvent::Connected {
-                local_candidate,
-                remote_candidate,
-                sas,
-            }) => json!({
-                "event": "connected", "local_candidate": local_candidate,
-                "remote_candidate": remote_candidate, "sas": sas,
-            }),
-            NetEvent::Agent(AgentEvent::Stats(s)) => {
-                let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
-                v["event"] = "stats".into();
+            NetEvent::Agent(
+                ev @ (AgentEvent::PatientWaiting
+                | AgentEvent::Knock { .. }
+                | AgentEvent::Admitted
+                | AgentEvent::Connected { .. }
+                | AgentEvent::Ended(_)),
+            ) => ev.to_json(),
+            NetEvent::Agent(ev @ AgentEvent::Stats(_)) => {
+                let mut v = ev.to_json();
                 // What the window did with the pictures: frames uploaded to
                 // the remote video texture, and where it is on the screen.
                 v["frames_shown"] = self.remote.uploaded.into();
                 v["self_view_frames_shown"] = self.local.uploaded.into();
                 v["remote_video_rect"] = json!(self.remote_rect_px);
                 v
-            }
-            NetEvent::Agent(AgentEvent::Ended(c)) => {
-                json!({"event": "ended", "reason": c.reason()})
             }
             _ => return,
         };
@@ -417,8 +414,7 @@ impl DoctorApp {
                             state::relative(c.created_at, now_unix)
                         ));
                         ui.label(state::state_words(&c.state));
-                        let live = !matches!(c.state.as_str(), "ended" | "expired");
-                        if live {
+                        if state::is_live(&c) {
                             ui.label(format!(
                                 "link expires {}",
                                 state::relative(c.expires_at, now_unix)

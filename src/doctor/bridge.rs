@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 use super::settings::{Settings, SettingsStore};
 use super::state::NetEvent;
-use crate::client::{AgentEvent, ApiClient, CallAgent, CallOptions, Seat};
-use crate::peer::{AudioSource, MediaTap, VideoSource};
+use crate::client::{AgentEvent, ApiClient, CallAgent, CallOptions, HttpError, recv_opt};
+use crate::peer::{MediaTap, VideoSource};
 
 /// What the window asks of the runtime.
 pub(crate) enum Request {
@@ -88,7 +88,7 @@ pub(crate) async fn run(
                 Some(r) => b.handle(r).await,
                 None => break,
             },
-            ev = recv_agent(&mut b.agent_events) => match ev {
+            ev = recv_opt(&mut b.agent_events) => match ev {
                 Some(ev) => {
                     let ended = matches!(ev, AgentEvent::Ended(_));
                     b.report.send(NetEvent::Agent(ev));
@@ -106,13 +106,6 @@ pub(crate) async fn run(
     if let Some(agent) = b.agent.take() {
         agent.hang_up();
         let _ = tokio::time::timeout(Duration::from_secs(3), agent.join()).await;
-    }
-}
-
-async fn recv_agent(rx: &mut Option<mpsc::UnboundedReceiver<AgentEvent>>) -> Option<AgentEvent> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -155,7 +148,10 @@ impl Bridge {
                     Err(e) => {
                         let text = format!("{e:#}");
                         tracing::debug!(error = %text, "saved session not usable");
-                        if text.contains("HTTP 401") || text.contains("HTTP 403") {
+                        let refused = e
+                            .downcast_ref::<HttpError>()
+                            .is_some_and(|h| matches!(h.status.as_u16(), 401 | 403));
+                        if refused {
                             self.forget_session();
                             self.report.send(NetEvent::SessionMissing);
                         } else {
@@ -249,22 +245,13 @@ impl Bridge {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("not signed in"))?;
         let link = api.new_consultation(None).await?;
+        // No microphone support yet: the default tone, which the tap mutes
+        // to silence.
         let opts = CallOptions {
-            ws_url: api.ws_url(),
-            seat: Seat::Doctor {
-                consultation: link.consultation.id.clone(),
-                session: api.session_handle(),
-            },
-            link_key: link.link_key,
-            auto_admit: false,
-            call_duration: None,
-            setup_timeout: Duration::from_secs(30),
             bind_ip: self.setup.bind_ip,
-            video: self.setup.video,
-            // No microphone support yet: a tone that the tap mutes to silence.
-            audio: AudioSource::Tone { hz: 440.0 },
             force_relay: self.setup.force_relay,
             media_tap: Some(tap),
+            ..CallOptions::doctor(api, &link, self.setup.video)
         };
         let (agent, events) = CallAgent::start(opts).await?;
         self.agent = Some(agent);

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::cli::DoctorArgs;
-use crate::peer::VideoSource;
 
 /// Environment variable with automation steps (see [`script`]).
 pub const SCRIPT_ENV: &str = "TELENODE_GUI_SCRIPT";
@@ -50,8 +49,7 @@ pub fn qr_matrix(text: &str) -> Option<(usize, Vec<bool>)> {
 pub fn run_window(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Handle::try_current()
         .context("the window needs the tokio runtime to be running")?;
-    let (w, h, fps) =
-        crate::cli::parse_video(&args.video).context("--video must look like 640x480@30")?;
+    let video = args.video_source()?;
     let script = match std::env::var(SCRIPT_ENV) {
         Ok(text) => Some(script::Script::parse(&text).map_err(anyhow::Error::msg)?),
         Err(_) => None,
@@ -94,11 +92,7 @@ pub fn run_window(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let (net_tx, net_rx) = std::sync::mpsc::channel();
     let setup = bridge::CallSetup {
         bind_ip: args.bind_ip,
-        video: VideoSource::Synthetic {
-            width: w,
-            height: h,
-            fps,
-        },
+        video,
         force_relay: args.force_relay,
     };
 

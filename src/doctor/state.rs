@@ -682,13 +682,17 @@ pub fn relative(then: i64, now: i64) -> String {
     }
 }
 
+/// Whether a consultation can still be joined (not ended, not expired).
+pub fn is_live(c: &ConsultationInfo) -> bool {
+    !matches!(c.state.as_str(), "ended" | "expired")
+}
+
 /// Today's consultations: those created in the last 24 hours or still live,
 /// newest first.
 pub fn todays(list: &[ConsultationInfo], now_unix: i64) -> Vec<&ConsultationInfo> {
-    let live = |c: &ConsultationInfo| !matches!(c.state.as_str(), "ended" | "expired");
     let mut v: Vec<&ConsultationInfo> = list
         .iter()
-        .filter(|c| live(c) || now_unix - c.created_at < 86_400)
+        .filter(|c| is_live(c) || now_unix - c.created_at < 86_400)
         .collect();
     v.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     v
