@@ -647,6 +647,9 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     info!(width, height, fps, bitrate_kbps = bitrate, "sending video");
     let mut index: u64 = 0;
+    // Camera off: black pictures keep the stream (and the far side's
+    // layout) alive.
+    let black: Arc<[u8]> = black_i420(width, height).into();
     loop {
         tick.tick().await;
         let Some((mut encoder, mut pattern)) = state.take() else {
@@ -661,13 +664,10 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
             last_forced = Some(Instant::now());
         }
         let tap = shared.tap.clone();
+        let black = Arc::clone(&black);
         let joined = tokio::task::spawn_blocking(move || {
-            // Camera off: black pictures keep the stream (and the far
-            // side's layout) alive.
             let result = match &tap {
-                Some(tap) if tap.video_muted() => {
-                    encoder.encode(&black_i420(width, height), pts, force)
-                }
+                Some(tap) if tap.video_muted() => encoder.encode(&black, pts, force),
                 Some(tap) => {
                     let picture = pattern.render(index);
                     tap.put_local(VideoFrame {

@@ -49,6 +49,14 @@ impl VideoFrame {
 
 /// BT.601 limited-range I420 → RGBA. Missing bytes read as black.
 pub fn i420_to_rgba(width: u32, height: u32, i420: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    i420_to_rgba_into(width, height, i420, &mut out);
+    out
+}
+
+/// [`i420_to_rgba`] into `out` (resized to `width * height * 4` bytes), so
+/// that a caller converting picture after picture reuses one buffer.
+pub fn i420_to_rgba_into(width: u32, height: u32, i420: &[u8], out: &mut Vec<u8>) {
     let (w, h) = (width as usize, height as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let need = VideoFrame::i420_len(width, height);
@@ -63,9 +71,10 @@ pub fn i420_to_rgba(width: u32, height: u32, i420: &[u8]) -> Vec<u8> {
     };
     let (luma, chroma) = data.split_at(w * h);
     let (u_plane, v_plane) = chroma.split_at(cw * ch);
-    let mut out = vec![0u8; w * h * 4];
+    // Every byte is written below.
+    out.resize(w * h * 4, 0);
     if w == 0 {
-        return out;
+        return;
     }
     for (y, out_row) in out.chunks_exact_mut(w * 4).enumerate() {
         let y_row = &luma[y * w..(y + 1) * w];
@@ -81,7 +90,6 @@ pub fn i420_to_rgba(width: u32, height: u32, i420: &[u8]) -> Vec<u8> {
             px[3] = 255;
         }
     }
-    out
 }
 
 fn clamp8(n: i32) -> u8 {
@@ -224,6 +232,17 @@ mod tests {
         // Pure red in BT.601 limited range: Y=81, U=90, V=240.
         let red = i420_to_rgba(2, 2, &[81, 81, 81, 81, 90, 240]);
         assert!(red[0] > 250 && red[1] < 5 && red[2] < 5, "{:?}", &red[..4]);
+    }
+
+    #[test]
+    fn conversion_into_a_reused_buffer_matches() {
+        let big = black_i420(4, 4);
+        let small = vec![81, 81, 81, 81, 90, 240];
+        let mut out = Vec::new();
+        i420_to_rgba_into(4, 4, &big, &mut out);
+        assert_eq!(out, i420_to_rgba(4, 4, &big));
+        i420_to_rgba_into(2, 2, &small, &mut out);
+        assert_eq!(out, i420_to_rgba(2, 2, &small));
     }
 
     #[test]

@@ -511,7 +511,8 @@ impl Frame<'_> {
 
     /// Copies the picture out as packed I420 (`Y`, `U`, `V`, no padding).
     pub fn to_i420(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let (w, h) = (self.img.d_w as usize, self.img.d_h as usize);
+        let mut out = Vec::with_capacity(w * h + 2 * w.div_ceil(2) * h.div_ceil(2));
         for plane in [Plane::Y, Plane::U, Plane::V] {
             let (_, _, ph, _) = self.plane_geometry(plane);
             for row in 0..ph {
