@@ -594,11 +594,16 @@ function toggleTrack(kind) {
   updateMediaButtons();
 }
 
+/** Sends a sealed goodbye; settles when it is out or after BYE_TIMEOUT_MS. */
+function sayBye(reason) {
+  const timeout = new Promise((resolve) => setTimeout(resolve, BYE_TIMEOUT_MS));
+  return Promise.race([sendSealed({ kind: 'bye', reason }, true), timeout]);
+}
+
 async function hangup() {
   if (S.done) return;
   $('btn-hangup').disabled = true;
-  const timeout = new Promise((resolve) => setTimeout(resolve, BYE_TIMEOUT_MS));
-  await Promise.race([sendSealed({ kind: 'bye', reason: 'hangup' }, true), timeout]);
+  await sayBye('hangup');
   finish('you');
 }
 
@@ -691,8 +696,7 @@ async function failClosed() {
   if (S.done || S.failing) return;
   S.failing = true;
   S.peerAbsent = true; // nothing but the goodbye goes out from here
-  const timeout = new Promise((resolve) => setTimeout(resolve, BYE_TIMEOUT_MS));
-  await Promise.race([sendSealed({ kind: 'bye', reason: 'integrity_error' }, true), timeout]);
+  await sayBye('integrity_error');
   if (!S.done) sendPlain({ type: 'leave' });
   showError('integrity_error', 'errIntegrity', false);
 }
