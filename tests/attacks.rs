@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Node, call_options, wait_end, wait_for};
+use common::{Node, patient_options, wait_end, wait_for};
 use futures_util::{SinkExt, StreamExt};
-use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, PatientLink, Seat, parse_link};
+use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, PatientLink, parse_link};
 use telenode_signaling::msg::{self, ServerMsg};
 use telenode_signaling::seal::{Direction, LinkKey, Payload, Sealer};
 use tokio::net::TcpListener;
@@ -144,7 +144,7 @@ async fn call_through_evil_relay(evil: Evil) {
     d_opts.auto_admit = true;
     let (_doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor");
     let relay = evil_relay(node.ws_url(), evil).await;
-    let p_opts = call_options(relay, Seat::Patient { token, name: None }, key);
+    let p_opts = patient_options(relay, token, None, key);
     let (_patient, mut p_events) = CallAgent::start(p_opts).await.expect("patient");
 
     let p_end = wait_end(&mut p_events, Duration::from_secs(20)).await;
@@ -342,14 +342,7 @@ async fn knock_reaches_a_doctor_who_joins_later() {
     let node = Node::start().await;
     let (api, link) = doctor_and_link(&node, "dr-late").await;
     let (_, token, key) = parse_link(&link.url).expect("link");
-    let p_opts = call_options(
-        node.ws_url(),
-        Seat::Patient {
-            token,
-            name: Some("Late Knock".into()),
-        },
-        key,
-    );
+    let p_opts = patient_options(node.ws_url(), token, Some("Late Knock"), key);
     let (_patient, mut p_events) = CallAgent::start(p_opts).await.expect("patient");
     wait_for(&mut p_events, Duration::from_secs(5), |e| {
         matches!(e, AgentEvent::Joined { .. }).then_some(())
@@ -358,12 +351,9 @@ async fn knock_reaches_a_doctor_who_joins_later() {
     .expect("patient waits");
     let d_opts = common::doctor_options(&api, &link);
     let (_doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor");
-    let name = wait_for(&mut d_events, Duration::from_secs(5), |e| match e {
-        AgentEvent::Knock { name } => Some(name.clone()),
-        _ => None,
-    })
-    .await
-    .expect("knock delivered");
+    let name = common::wait_knock(&mut d_events, Duration::from_secs(5))
+        .await
+        .expect("knock delivered");
     assert_eq!(name.as_deref(), Some("Late Knock"));
     node.stop().await;
 }

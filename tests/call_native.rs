@@ -6,8 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, call_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, CallAgent, EndCause, Seat, parse_link, ws_url};
+use common::{Node, patient_options, wait_end, wait_for};
+use telenode::client::{AgentEvent, CallAgent, EndCause, parse_link, ws_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_native_peers_call_through_the_node() {
@@ -21,23 +21,13 @@ async fn two_native_peers_call_through_the_node() {
     let mut d_opts = common::doctor_options(&api, &link);
     d_opts.auto_admit = true;
     let (doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor joins");
-    let p_opts = call_options(
-        ws_url(&base),
-        Seat::Patient {
-            token,
-            name: Some("Erika Mustermann".into()),
-        },
-        key,
-    );
+    let p_opts = patient_options(ws_url(&base), token, Some("Erika Mustermann"), key);
     let started = Instant::now();
     let (patient, mut p_events) = CallAgent::start(p_opts).await.expect("patient joins");
 
-    let knock = wait_for(&mut d_events, Duration::from_secs(10), |e| match e {
-        AgentEvent::Knock { name } => Some(name.clone()),
-        _ => None,
-    })
-    .await
-    .expect("doctor sees the knock");
+    let knock = common::wait_knock(&mut d_events, Duration::from_secs(10))
+        .await
+        .expect("doctor sees the knock");
     assert_eq!(knock.as_deref(), Some("Erika Mustermann"));
 
     let d_conn = common::wait_connected(&mut d_events, Duration::from_secs(20))

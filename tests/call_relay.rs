@@ -8,8 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, call_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, CallAgent, EndCause, Seat, parse_link};
+use common::{Node, patient_options, wait_end, wait_for};
+use telenode::client::{AgentEvent, CallAgent, EndCause, parse_link};
 
 async fn metrics(node: &Node) -> String {
     let admin = node.running.as_ref().expect("running").admin_addr;
@@ -41,7 +41,7 @@ async fn relay_call(
     let mut d_opts = common::doctor_options(&api, &link);
     d_opts.auto_admit = true;
     d_opts.force_relay = true;
-    let mut p_opts = call_options(node.ws_url(), Seat::Patient { token, name: None }, key);
+    let mut p_opts = patient_options(node.ws_url(), token, None, key);
     p_opts.force_relay = true;
     let doctor = CallAgent::start(d_opts).await.expect("doctor");
     let patient = CallAgent::start(p_opts).await.expect("patient");

@@ -9,33 +9,18 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::Node;
 use common::process::{EXE, NodeProcess, free_port, totp_secret_from};
+use common::{Node, raw_login, totp_code};
 use telenode::client::ApiClient;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-fn code(secret: &str, ahead_secs: u64) -> String {
-    let key = telenode::totp::base32_decode(secret).expect("base32");
-    telenode::totp::code_at(&key, now_secs() + ahead_secs)
-}
-
-/// POST /api/v1/login; status and body.
-async fn raw_login(base: &str, login: &str, password: &str, code: &str) -> (u16, String) {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/v1/login"))
-        .json(&serde_json::json!({"login": login, "password": password, "code": code}))
-        .send()
-        .await
-        .expect("request");
-    (res.status().as_u16(), res.text().await.expect("body"))
+/// The session token of a successful login's body.
+fn session_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body).expect("json")["session"]
+        .as_str()
+        .expect("session")
+        .to_owned()
 }
 
 /// GET /api/v1/consultations with a session token; the status.
@@ -54,14 +39,10 @@ async fn list_status(base: &str, session: &str) -> u16 {
 async fn every_wrong_part_gets_one_answer_and_a_code_is_good_once() {
     let node = Node::start().await;
     let secret = node.add_doctor("dr-factor", "Dr. Factor");
-    let good = code(&secret, 0);
+    let good = totp_code(&secret, 0);
     let (status, body) = raw_login(&node.base, "dr-factor", common::PASSWORD, &good).await;
     assert_eq!(status, 200, "{body}");
-    let session: String =
-        serde_json::from_str::<serde_json::Value>(&body).expect("json")["session"]
-            .as_str()
-            .expect("session")
-            .to_owned();
+    let session = session_of(&body);
 
     let wrong_code = format!(
         "{:06}",
@@ -86,7 +67,7 @@ async fn every_wrong_part_gets_one_answer_and_a_code_is_good_once() {
                 &node.base,
                 "dr-factor",
                 "not the password!",
-                &code(&secret, 30),
+                &totp_code(&secret, 30),
             )
             .await,
         ),
@@ -270,19 +251,15 @@ async fn recovery_codes_work_once_and_reset_and_disable_end_sessions() {
             "reset ends sessions"
         );
     }
-    let (status, _) = raw_login(&base, "dr-ops", common::PASSWORD, &code(&secret, 30)).await;
+    let (status, _) = raw_login(&base, "dr-ops", common::PASSWORD, &totp_code(&secret, 30)).await;
     assert_eq!(status, 401, "old password and old factor");
-    let (status, _) = raw_login(&base, "dr-ops", new_password, &code(&secret, 0)).await;
+    let (status, _) = raw_login(&base, "dr-ops", new_password, &totp_code(&secret, 0)).await;
     assert_eq!(status, 401, "new password, old factor");
     let (status, _) = raw_login(&base, "dr-ops", new_password, &codes[2]).await;
     assert_eq!(status, 401, "old recovery codes are gone");
-    let (status, body) = raw_login(&base, "dr-ops", new_password, &code(&new_secret, 0)).await;
+    let (status, body) = raw_login(&base, "dr-ops", new_password, &totp_code(&new_secret, 0)).await;
     assert_eq!(status, 200, "{body}");
-    let session: String =
-        serde_json::from_str::<serde_json::Value>(&body).expect("json")["session"]
-            .as_str()
-            .expect("session")
-            .to_owned();
+    let session = session_of(&body);
 
     // Disable ends the session too.
     assert_eq!(list_status(&base, &session).await, 200);

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Node;
+use common::{Node, totp_code};
 use tokio_tungstenite::tungstenite;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,16 +52,11 @@ async fn signalling_upgrades_over_the_limit_get_429_with_retry_after() {
     node.stop().await;
 }
 
+/// [`common::raw_login`], and how long the answer took.
 async fn login(base: &str, login: &str, password: &str, code: &str) -> (u16, String, Duration) {
     let started = Instant::now();
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/v1/login"))
-        .json(&serde_json::json!({"login": login, "password": password, "code": code}))
-        .send()
-        .await
-        .expect("request");
-    let status = res.status().as_u16();
-    (status, res.text().await.expect("body"), started.elapsed())
+    let (status, body) = common::raw_login(base, login, password, code).await;
+    (status, body, started.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,20 +64,12 @@ async fn repeated_wrong_passwords_lock_the_account_with_a_uniform_answer() {
     let node = Node::start().await;
     let lock_secret = node.add_doctor("dr-lock", "Dr. Lock");
     let free_secret = node.add_doctor("dr-free", "Dr. Free");
-    let code = |secret: &str| {
-        let key = telenode::totp::base32_decode(secret).expect("base32");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs();
-        telenode::totp::code_at(&key, now)
-    };
 
     let (status, wrong_body, _) = login(
         &node.base,
         "dr-lock",
         "wrong password 1",
-        &code(&lock_secret),
+        &totp_code(&lock_secret, 0),
     )
     .await;
     assert_eq!(status, 401);
@@ -107,12 +94,22 @@ async fn repeated_wrong_passwords_lock_the_account_with_a_uniform_answer() {
     assert!(delays[3] > delays[0], "the delay grows: {delays:?}");
 
     // Locked: even the right password and code get the wrong-password answer.
-    let (status, body, _) =
-        login(&node.base, "dr-lock", common::PASSWORD, &code(&lock_secret)).await;
+    let (status, body, _) = login(
+        &node.base,
+        "dr-lock",
+        common::PASSWORD,
+        &totp_code(&lock_secret, 0),
+    )
+    .await;
     assert_eq!((status, body.as_str()), (401, wrong_body.as_str()));
     // Other accounts are not affected.
-    let (status, body, _) =
-        login(&node.base, "dr-free", common::PASSWORD, &code(&free_secret)).await;
+    let (status, body, _) = login(
+        &node.base,
+        "dr-free",
+        common::PASSWORD,
+        &totp_code(&free_secret, 0),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     node.stop().await;
 }

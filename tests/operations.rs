@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::process::{NodeProcess, free_port};
-use common::{Node, call_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Seat, parse_link, ws_url};
+use common::{Node, patient_options, wait_end, wait_for};
+use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, parse_link, ws_url};
 use tokio::process::Command;
 
 const PATIENT_NAME: &str = "Martha Metrik";
@@ -104,14 +104,7 @@ async fn metrics_move_after_a_call_and_hold_no_personal_data() {
     d_opts.auto_admit = true;
     d_opts.call_duration = Some(Duration::from_secs(1));
     let (doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor");
-    let p_opts = call_options(
-        node.ws_url(),
-        Seat::Patient {
-            token: token.clone(),
-            name: Some(PATIENT_NAME.into()),
-        },
-        key,
-    );
+    let p_opts = patient_options(node.ws_url(), token.clone(), Some(PATIENT_NAME), key);
     let (patient, mut p_events) = CallAgent::start(p_opts).await.expect("patient");
     assert_eq!(
         wait_end(&mut d_events, Duration::from_secs(25)).await,
@@ -195,7 +188,7 @@ async fn sigterm_during_a_call_exits_in_time_and_the_media_keeps_flowing() {
     let mut d_opts = common::doctor_options(&api, &link);
     d_opts.auto_admit = true;
     let (doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor");
-    let p_opts = call_options(ws_url(&base), Seat::Patient { token, name: None }, key);
+    let p_opts = patient_options(ws_url(&base), token, None, key);
     let (patient, mut p_events) = CallAgent::start(p_opts).await.expect("patient");
     let frames = |e: &AgentEvent| match e {
         AgentEvent::Stats(s) if s.video_frames_decoded > 30 => Some(s.video_frames_decoded),

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::process::free_port;
-use common::{call_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, CallAgent, EndCause, Seat, parse_link, ws_url};
+use common::{patient_options, wait_end, wait_for};
+use telenode::client::{AgentEvent, CallAgent, EndCause, parse_link, ws_url};
 
 const PATIENT_NAME: &str = "Zacharias Privatperson";
 
@@ -40,14 +40,7 @@ async fn node_log_holds_no_secrets_addresses_or_names() {
     d_opts.auto_admit = true;
     d_opts.call_duration = Some(Duration::from_secs(2));
     let (doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor");
-    let p_opts = call_options(
-        ws_url(&base),
-        Seat::Patient {
-            token: token.clone(),
-            name: Some(PATIENT_NAME.into()),
-        },
-        key,
-    );
+    let p_opts = patient_options(ws_url(&base), token.clone(), Some(PATIENT_NAME), key);
     let (patient, mut p_events) = CallAgent::start(p_opts).await.expect("patient");
     wait_for(&mut d_events, Duration::from_secs(20), |e| {
         matches!(e, AgentEvent::Connected { .. }).then_some(())

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Node, call_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Seat, parse_link, ws_url};
+use common::{Node, patient_options, wait_end, wait_for};
+use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, parse_link, ws_url};
 
 const LOGIN: &str = "dr-scan-7f3a";
 const DOCTOR_NAME: &str = "Dr. Scanname Quux";
@@ -26,21 +26,11 @@ async fn consultation(node: &Node, api: &ApiClient) -> Vec<(String, Vec<u8>)> {
     let mut d_opts = common::doctor_options(api, &link);
     d_opts.auto_admit = true;
     let (doctor, mut d_events) = CallAgent::start(d_opts).await.expect("doctor joins");
-    let p_opts = call_options(
-        ws_url(&base),
-        Seat::Patient {
-            token: token.clone(),
-            name: Some(PATIENT_NAME.into()),
-        },
-        key,
-    );
+    let p_opts = patient_options(ws_url(&base), token.clone(), Some(PATIENT_NAME), key);
     let (patient, mut p_events) = CallAgent::start(p_opts).await.expect("patient joins");
-    let knock = wait_for(&mut d_events, Duration::from_secs(10), |e| match e {
-        AgentEvent::Knock { name } => Some(name.clone()),
-        _ => None,
-    })
-    .await
-    .expect("knock");
+    let knock = common::wait_knock(&mut d_events, Duration::from_secs(10))
+        .await
+        .expect("knock");
     assert_eq!(knock.as_deref(), Some(PATIENT_NAME));
     let media = |e: &AgentEvent| match e {
         AgentEvent::Stats(s) if s.video_frames_decoded > 10 => Some(()),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use telenode::config::Config;
-use telenode::server;
+use telenode::server::{self, Running};
 use telenode::store::{SqliteStore, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
@@ -41,6 +41,19 @@ fn tls_config() -> Tls {
     }
 }
 
+/// The store in `tls`'s data directory (created on first open).
+fn open_store(tls: &Tls) -> SqliteStore {
+    SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store")
+}
+
+/// A node on `tls`'s configuration and data directory.
+async fn serve(tls: &Tls) -> Running {
+    let store = Arc::new(open_store(tls));
+    server::start(tls.config.clone(), store as Arc<dyn Store>)
+        .await
+        .expect("starts")
+}
+
 fn client(
     cert: &CertificateDer<'static>,
     versions: &[&'static rustls::SupportedProtocolVersion],
@@ -59,11 +72,7 @@ fn client(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_with_hsts_and_security_headers() {
     let tls = tls_config();
-    let store =
-        Arc::new(SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store"));
-    let running = server::start(tls.config.clone(), store as Arc<dyn Store>)
-        .await
-        .expect("starts");
+    let running = serve(&tls).await;
     for versions in [
         &[&rustls::version::TLS13][..],
         &[&rustls::version::TLS12][..],
@@ -141,11 +150,7 @@ async fn handshake(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_is_reloaded_when_the_files_change() {
     let tls = tls_config();
-    let store =
-        Arc::new(SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store"));
-    let running = server::start(tls.config.clone(), store as Arc<dyn Store>)
-        .await
-        .expect("starts");
+    let running = serve(&tls).await;
     handshake(running.addr, &tls.cert)
         .await
         .expect("first certificate");
@@ -195,11 +200,7 @@ fn xml_attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslscan_finds_no_protocol_below_tls12_and_no_weak_suite() {
     let tls = tls_config();
-    let store =
-        Arc::new(SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store"));
-    let running = server::start(tls.config.clone(), store as Arc<dyn Store>)
-        .await
-        .expect("starts");
+    let running = serve(&tls).await;
     let out = tokio::process::Command::new("sslscan")
         .args(["--no-colour", "--xml=-"])
         .arg(running.addr.to_string())
@@ -256,8 +257,7 @@ async fn sslscan_finds_no_protocol_below_tls12_and_no_weak_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_with_the_security_headers() {
     let tls = tls_config();
-    let store =
-        Arc::new(SqliteStore::open(&tls.config.data_dir, &tls.config.key_file()).expect("store"));
+    let store = open_store(&tls);
     let hash = telenode::auth::new_password_hash("a long doctor password").expect("hash");
     let id = store
         .add_doctor("dr-head", "Dr. Head", &hash, 0)
@@ -269,9 +269,8 @@ async fn every_route_answers_with_the_security_headers() {
         recovery_hashes: Vec::new(),
     };
     store.set_credentials(id, None, &factor, 0).expect("factor");
-    let running = server::start(tls.config.clone(), store as Arc<dyn Store>)
-        .await
-        .expect("starts");
+    drop(store);
+    let running = serve(&tls).await;
     let base = format!("https://localhost:{}", running.addr.port());
     let http = reqwest::Client::builder()
         .tls_built_in_root_certs(false)

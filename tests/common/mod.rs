@@ -132,6 +132,23 @@ pub fn call_options(ws_url: String, seat: Seat, link_key: LinkKey) -> CallOption
     }
 }
 
+/// Options for a patient joining with `token`, under `name` if given.
+pub fn patient_options(
+    ws_url: String,
+    token: String,
+    name: Option<&str>,
+    key: LinkKey,
+) -> CallOptions {
+    call_options(
+        ws_url,
+        Seat::Patient {
+            token,
+            name: name.map(str::to_owned),
+        },
+        key,
+    )
+}
+
 /// Options for the doctor's seat of `link`, logged in as `api`.
 pub fn doctor_options(api: &ApiClient, link: &PatientLink) -> CallOptions {
     call_options(
@@ -144,7 +161,6 @@ pub fn doctor_options(api: &ApiClient, link: &PatientLink) -> CallOptions {
     )
 }
 
-/// Waits for the first event matching `f`, failing after `within`.
 /// Polls `check` every 100 ms until it holds; `false` after `within`.
 pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
 where
@@ -163,15 +179,37 @@ where
     }
 }
 
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// The TOTP code of `secret_b32` (base32) for `ahead_secs` from now.
+pub fn totp_code(secret_b32: &str, ahead_secs: u64) -> String {
+    let key = telenode::totp::base32_decode(secret_b32).expect("base32");
+    telenode::totp::code_at(&key, now_secs() + ahead_secs)
+}
+
+/// POST /api/v1/login; status and body.
+pub async fn raw_login(base: &str, login: &str, password: &str, code: &str) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/login"))
+        .json(&serde_json::json!({"login": login, "password": password, "code": code}))
+        .send()
+        .await
+        .expect("request");
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
 /// Signs in with [`PASSWORD`] and a code from `secret`. A code is good
 /// once: a second sign-in within the same 30-second step uses the next
 /// step's code (accepted as clock skew).
 pub async fn login_with_secret(base: &str, login: &str, secret: &str) -> ApiClient {
     let key = telenode::totp::base32_decode(secret).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now_secs();
     let mut last = None;
     for ahead in [0, telenode::totp::STEP_SECS] {
         let code = telenode::totp::code_at(&key, now + ahead);
@@ -183,6 +221,7 @@ pub async fn login_with_secret(base: &str, login: &str, secret: &str) -> ApiClie
     panic!("login {login}: {:#}", last.unwrap());
 }
 
+/// Waits for the first event matching `f`, failing after `within`.
 pub async fn wait_for<T>(
     events: &mut mpsc::UnboundedReceiver<AgentEvent>,
     within: Duration,
@@ -221,6 +260,18 @@ pub async fn wait_connected(
             remote_candidate.clone(),
             sas.clone(),
         )),
+        _ => None,
+    })
+    .await
+}
+
+/// The name a patient knocked with.
+pub async fn wait_knock(
+    events: &mut mpsc::UnboundedReceiver<AgentEvent>,
+    within: Duration,
+) -> Result<Option<String>, String> {
+    wait_for(events, within, |e| match e {
+        AgentEvent::Knock { name } => Some(name.clone()),
         _ => None,
     })
     .await

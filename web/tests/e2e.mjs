@@ -254,6 +254,11 @@ function assertClean(page, srv) {
   assert(foreign.length === 0, 'requests off the origin: ' + foreign.join(' '));
 }
 
+/** The patient page shows a media connection (direct or relayed). */
+function waitConnected(p, what) {
+  return p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, what);
+}
+
 async function passChecksAndJoin(p, name) {
   await p.waitFor(`document.getElementById('check-camera-status').dataset.state === 'ok'`, 10000, 'camera ok');
   await p.waitFor(`document.getElementById('check-mic-status').dataset.state === 'ok'`, 10000, 'mic ok');
@@ -347,7 +352,7 @@ try {
     await p.waitFor(`!document.getElementById('screen-waiting').hidden`, 5000, 'waiting');
     const d = await browser.newPage(srv.doctorUrl);
     await p.waitFor(`!document.getElementById('screen-call').hidden`, 10000, 'call screen');
-    await p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, 'connected');
+    await waitConnected(p, 'connected');
     assertEq(await p.eval(`document.getElementById('conn-state').dataset.state`), 'direct', 'path on loopback');
     const psas = await p.waitFor(`document.getElementById('sas').dataset.sas`, 5000, 'patient SAS');
     const dsas = await d.waitFor(`window.doctor.sas`, 5000, 'doctor SAS');
@@ -376,13 +381,13 @@ try {
     await d.eval('window.doctor.reconnect(), true');
     await d.waitFor(`window.doctor.connected && window.doctor.sas`, 15000, 'doctor reconnected');
     await p.waitFor(`document.getElementById('sas').dataset.sas === ${JSON.stringify(await d.eval('window.doctor.sas'))}`, 10000, 'SAS after doctor reconnect');
-    await p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, 'connected again');
+    await waitConnected(p, 'connected again');
 
     // Patient reloads: resume secret keeps the admission, no new admit needed.
     await p.reload();
     await passChecksAndJoin(p, 'Erika M.');
     await p.waitFor(`!document.getElementById('screen-call').hidden`, 10000, 'call screen after reload');
-    await p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, 'connected after reload');
+    await waitConnected(p, 'connected after reload');
     await d.waitFor(`window.doctor.sas`, 5000);
     await p.waitFor(`document.getElementById('sas').dataset.sas === ${JSON.stringify(await d.eval('window.doctor.sas'))}`, 10000, 'SAS after reload');
     assertEq((await d.eval('window.doctor.errors')).length, 0, 'doctor saw no errors');
@@ -415,7 +420,7 @@ try {
       await p.eval(`document.getElementById('consent').click(), true`);
       await p.click('btn-join');
       const d = await browser.newPage(srv.doctorUrl);
-      await p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, 'connected');
+      await waitConnected(p, 'connected');
       await p.waitFor(`document.getElementById('remote-video').videoWidth > 0`, 10000, 'doctor video at the patient');
       assert(await p.eval(`document.getElementById('btn-mute').disabled && document.getElementById('btn-camera').disabled`), 'media buttons disabled');
       assert(await p.eval(`document.getElementById('local-video').hidden`), 'no self view');
@@ -426,7 +431,7 @@ try {
       await d.waitFor(`window.doctor.kinds.filter(k => k === 'answer').length === ${answers + 1}`, 5000, 'answer to the restart');
       await sleep(1000);
       assertEq(await p.eval(`document.getElementById('sas').dataset.sas`), sas1, 'SAS unchanged after ICE restart');
-      await p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, 'still connected');
+      await waitConnected(p, 'still connected');
       assertEq((await d.eval('window.doctor.errors')).join(','), '', 'doctor errors');
       assertClean(p, srv);
     }
@@ -437,7 +442,7 @@ try {
     const p = await browser.newPage(srv.patientUrl);
     await passChecksAndJoin(p);
     const d = await browser.newPage(srv.doctorUrl);
-    await p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, 'connected');
+    await waitConnected(p, 'connected');
     const sas1 = await d.waitFor('window.doctor.sas', 5000);
     await d.eval('window.doctor.sas = null, true');
     assertEq(await (await fetch(srv.base + '/_test/drop?role=patient')).text(), 'dropped', 'drop');
@@ -446,7 +451,7 @@ try {
     const sas2 = await d.waitFor('window.doctor.sas', 10000, 'doctor SAS after reconnect');
     await p.waitFor(`document.getElementById('sas').dataset.sas === ${JSON.stringify(sas2)}`, 10000, 'same SAS after reconnect');
     assert(sas2 !== sas1, 'a new call (new doctor certificate)');
-    await p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, 'connected again');
+    await waitConnected(p, 'connected again');
     await p.waitFor(`document.getElementById('call-notice').hidden`, 5000, 'notice cleared');
     const st = await nodeState();
     assertEq(st.log.filter((l) => l === 'doctor:admit').length, 1, 'admitted once: the resume kept the admission');
@@ -459,7 +464,7 @@ try {
     const p = await browser.newPage(srv.patientUrl);
     await passChecksAndJoin(p);
     const d = await browser.newPage(srv.doctorUrl);
-    await p.waitFor(`['direct','relay'].includes(document.getElementById('conn-state').dataset.state)`, 15000, 'connected');
+    await waitConnected(p, 'connected');
     assertEq(await d.eval('window.doctor.name'), null, 'no name given');
     await d.eval('window.doctor.end(), true');
     await p.waitFor(`!document.getElementById('screen-ended').hidden`, 5000, 'ended screen');
