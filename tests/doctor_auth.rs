@@ -23,6 +23,16 @@ fn session_of(body: &str) -> String {
         .to_owned()
 }
 
+/// POST /api/v1/logout with a session token.
+async fn logout(base: &str, session: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/api/v1/logout"))
+        .bearer_auth(session)
+        .send()
+        .await
+        .expect("logout")
+}
+
 /// GET /api/v1/consultations with a session token; the status.
 async fn list_status(base: &str, session: &str) -> u16 {
     reqwest::Client::new()
@@ -85,12 +95,7 @@ async fn every_wrong_part_gets_one_answer_and_a_code_is_good_once() {
 
     // Logout ends the session.
     assert_eq!(list_status(&node.base, &session).await, 200);
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/logout", node.base))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("logout");
+    let res = logout(&node.base, &session).await;
     assert_eq!(res.status().as_u16(), 204);
     assert_eq!(list_status(&node.base, &session).await, 401);
     node.stop().await;
@@ -282,12 +287,7 @@ async fn logout_past_half_life_ends_the_presented_session() {
     node.add_doctor("dr-leave", "Dr. Leave");
     let session = node.login("dr-leave").await.session();
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/logout", node.base))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("logout");
+    let res = logout(&node.base, &session).await;
     assert_eq!(res.status().as_u16(), 204);
     assert!(
         res.headers().get("x-telenode-session").is_none(),

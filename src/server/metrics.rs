@@ -9,15 +9,6 @@ use std::time::Duration;
 
 use telenode_signaling::msg::{ErrorCode, MediaPath, State};
 
-const STATES: [State; 6] = [
-    State::Created,
-    State::Waiting,
-    State::Admitted,
-    State::InCall,
-    State::Ended,
-    State::Expired,
-];
-
 /// Upper bounds of the store latency histogram, in seconds.
 const STORE_BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -56,7 +47,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn state_index(s: State) -> usize {
-    STATES.iter().position(|x| *x == s).unwrap_or(0)
+    State::ALL.iter().position(|x| *x == s).unwrap_or(0)
 }
 
 impl Metrics {
@@ -153,7 +144,7 @@ impl Metrics {
             "gauge",
             "Live consultations (with a signalling room) by state.",
         );
-        for s in STATES {
+        for s in State::ALL {
             let v = self.rooms_by_state[state_index(s)].load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
