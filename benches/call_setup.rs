@@ -14,7 +14,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use telenode::client::{AgentEvent, ApiClient, CallAgent, CallOptions, Seat, parse_link, ws_url};
+use telenode::client::{
+    AgentEvent, ApiClient, CallAgent, CallOptions, Seat, Trust, parse_link, ws_url,
+};
 use telenode::config::Config;
 use telenode::peer::{AudioSource, Peer, PeerEvent, PeerOptions, VideoSource};
 use telenode::store::{SqliteStore, Store};
@@ -50,6 +52,7 @@ async fn through_node(base: &str, api: &ApiClient) -> anyhow::Result<Duration> {
         audio: AudioSource::Tone { hz: 440.0 },
         force_relay: false,
         media_tap: None,
+        trust: Trust::default(),
     };
     let (doctor, mut d_events) = CallAgent::start(opts(
         api.ws_url(),
@@ -166,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
     let running = telenode::server::start(config, store as Arc<dyn Store>).await?;
     let base = format!("http://{}", running.addr);
     let api = ApiClient::login_with_totp_secret(
+        &Trust::default(),
         &base,
         "bench",
         "bench password 123",

@@ -125,6 +125,10 @@ pub struct DoctorArgs {
     /// Use relay candidates only (all media through the node's TURN relay).
     #[arg(long)]
     pub force_relay: bool,
+    /// Also trust the CA certificates in this PEM file, for a node whose
+    /// certificate comes from the clinic's own CA.
+    #[arg(long, env = "TELENODE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// What to do (with --headless; the window ignores it).
     #[command(subcommand)]
     pub action: Option<DoctorAction>,
@@ -137,6 +141,15 @@ impl DoctorArgs {
         let (width, height, fps) =
             parse_video(&self.video).context("--video must look like 640x480@30")?;
         Ok(crate::peer::VideoSource::Synthetic { width, height, fps })
+    }
+
+    /// The certificates to trust: the public web PKI, plus `--ca-file`.
+    pub fn trust(&self) -> anyhow::Result<crate::client::Trust> {
+        use anyhow::Context;
+        match &self.ca_file {
+            Some(path) => crate::client::Trust::with_ca_file(path).context("--ca-file"),
+            None => Ok(crate::client::Trust::default()),
+        }
     }
 }
 

@@ -372,7 +372,7 @@ async fn doctor(mut a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
     if std::env::var_os(telenode::client::TOTP_SECRET_ENV).is_none() {
         bail!("set TELENODE_TOTP_SECRET (the base32 secret of the otpauth URI) for --headless");
     }
-    let api = telenode::client::sign_in(&node, &login, &password, "").await?;
+    let api = telenode::client::sign_in(&a.trust()?, &node, &login, &password, "").await?;
     match action {
         DoctorAction::List => {
             for c in api.consultations().await? {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::process::{EXE, NodeProcess, free_port, totp_secret_from};
 use common::{Node, raw_login, totp_code};
-use telenode::client::ApiClient;
+use telenode::client::{ApiClient, Trust};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -231,9 +231,15 @@ async fn recovery_codes_work_once_and_reset_and_disable_end_sessions() {
     assert_eq!(status, 200, "{body}");
     let (status, _) = raw_login(&base, "dr-ops", common::PASSWORD, &codes[0]).await;
     assert_eq!(status, 401, "a recovery code is good once");
-    let by_recovery = ApiClient::login(&base, "dr-ops", common::PASSWORD, &codes[1].to_uppercase())
-        .await
-        .expect("another recovery code, any case");
+    let by_recovery = ApiClient::login(
+        &Trust::default(),
+        &base,
+        "dr-ops",
+        common::PASSWORD,
+        &codes[1].to_uppercase(),
+    )
+    .await
+    .expect("another recovery code, any case");
     let listed = admin(&data, &["list"], "").await;
     assert!(listed.contains("8 recovery codes left"), "{listed}");
 

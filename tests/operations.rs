@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::process::{NodeProcess, free_port};
 use common::{Node, patient_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, parse_link, ws_url};
+use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Trust, parse_link, ws_url};
 use tokio::process::Command;
 
 const PATIENT_NAME: &str = "Martha Metrik";
@@ -94,9 +94,15 @@ async fn metrics_move_after_a_call_and_hold_no_personal_data() {
     node.add_doctor("dr-metrik", "Dr. Metrik");
     let api = node.login("dr-metrik").await;
     assert!(
-        ApiClient::login(&node.base, "dr-metrik", "wrong password!!", "000000")
-            .await
-            .is_err()
+        ApiClient::login(
+            &Trust::default(),
+            &node.base,
+            "dr-metrik",
+            "wrong password!!",
+            "000000"
+        )
+        .await
+        .is_err()
     );
     let link = api.new_consultation(None).await.expect("consultation");
     let (_, token, key) = parse_link(&link.url).expect("link");

@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Node, patient_options, wait_end, wait_for};
-use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, parse_link, ws_url};
+use telenode::client::{AgentEvent, ApiClient, CallAgent, EndCause, Trust, parse_link, ws_url};
 
 const LOGIN: &str = "dr-scan-7f3a";
 const DOCTOR_NAME: &str = "Dr. Scanname Quux";
@@ -103,7 +103,14 @@ async fn data_directory_and_backup_hold_nothing_readable() {
     let node = Node::start().await;
     let totp_b32 = node.add_doctor(LOGIN, DOCTOR_NAME);
     let totp_raw = telenode::totp::base32_decode(&totp_b32).expect("base32");
-    let failed = ApiClient::login(&node.base, TRIED_LOGIN, "some password 123", "123456").await;
+    let failed = ApiClient::login(
+        &Trust::default(),
+        &node.base,
+        TRIED_LOGIN,
+        "some password 123",
+        "123456",
+    )
+    .await;
     assert!(failed.is_err());
     let api = node.login(LOGIN).await;
     let mut secrets: Vec<(String, Vec<u8>)> = vec![

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{ApiClient, PatientLink, recv_opt};
+use super::{ApiClient, PatientLink, Trust, recv_opt};
 use crate::auth::random_bytes;
 use crate::peer::{
     AudioSource, CandidateInit, CandidateKind, IceServerConfig, MediaStats, MediaTap, Peer,
@@ -60,6 +60,8 @@ pub struct CallOptions {
     /// Latest pictures and mute switches for a user interface (kept across
     /// peer restarts); `None` copies no frames.
     pub media_tap: Option<MediaTap>,
+    /// The certificates trusted for a `wss://` node.
+    pub trust: Trust,
 }
 
 impl CallOptions {
@@ -83,6 +85,7 @@ impl CallOptions {
             audio: AudioSource::Tone { hz: 440.0 },
             force_relay: false,
             media_tap: None,
+            trust: api.trust().clone(),
         }
     }
 }
@@ -216,7 +219,7 @@ impl CallAgent {
     pub async fn start(
         opts: CallOptions,
     ) -> anyhow::Result<(CallAgent, mpsc::UnboundedReceiver<AgentEvent>)> {
-        let ws = connect(&opts.ws_url)
+        let ws = connect(&opts.ws_url, &opts.trust)
             .await
             .context("connecting to the node's signalling socket")?;
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -462,7 +465,7 @@ impl Run {
                     Some(Ok(_)) => Flow::Go,
                 },
                 () = sleep_opt(retry_at) => {
-                    match connect(&self.opts.ws_url).await {
+                    match connect(&self.opts.ws_url, &self.opts.trust).await {
                         Ok(ws) => {
                             tracing::info!("signalling reconnected");
                             socket = Some(ws.split());
@@ -855,8 +858,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Opens the signalling socket, without Nagle's delay: signalling messages
 /// are small and each one matters now.
-async fn connect(url: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+async fn connect(url: &str, trust: &Trust) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(trust.connector()))
+            .await?;
     Ok(ws)
 }
 

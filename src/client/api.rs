@@ -7,6 +7,7 @@ use serde::Deserialize;
 use telenode_signaling::creds;
 use telenode_signaling::seal::LinkKey;
 
+use super::Trust;
 use crate::auth::{b64u, random_bytes};
 
 /// A consultation as the API returns it.
@@ -59,6 +60,7 @@ impl std::fmt::Debug for SessionHandle {
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    trust: Trust,
     session: SessionHandle,
 }
 
@@ -108,24 +110,18 @@ async fn check(res: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     .into())
 }
 
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .user_agent(concat!("telenode/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("HTTP client")
-}
-
 impl ApiClient {
     /// Signs in with login, password and `code`: the current code of the
     /// doctor's authenticator app, or one of their recovery codes.
     pub async fn login(
+        trust: &Trust,
         base: &str,
         login: &str,
         password: &str,
         code: &str,
     ) -> anyhow::Result<ApiClient> {
         let base = base.trim_end_matches('/').to_owned();
-        let http = http_client()?;
+        let http = trust.http_client()?;
         #[derive(Deserialize)]
         struct LoginResponse {
             session: String,
@@ -140,6 +136,7 @@ impl ApiClient {
         Ok(ApiClient {
             base,
             http,
+            trust: trust.clone(),
             session: SessionHandle::new(r.session),
         })
     }
@@ -147,6 +144,7 @@ impl ApiClient {
     /// Signs in computing the code from the TOTP secret (base32, as in the
     /// otpauth URI): for automation, e.g. `TELENODE_TOTP_SECRET`.
     pub async fn login_with_totp_secret(
+        trust: &Trust,
         base: &str,
         login: &str,
         password: &str,
@@ -159,22 +157,28 @@ impl ApiClient {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        Self::login(base, login, password, &crate::totp::code_at(&secret, now)).await
+        let code = crate::totp::code_at(&secret, now);
+        Self::login(trust, base, login, password, &code).await
     }
 
     /// A client for a session obtained earlier (e.g. kept by the desktop
     /// client); nothing is checked until the first request.
-    pub fn from_session(base: &str, session: &str) -> anyhow::Result<ApiClient> {
-        let http = http_client()?;
+    pub fn from_session(trust: &Trust, base: &str, session: &str) -> anyhow::Result<ApiClient> {
         Ok(ApiClient {
             base: base.trim_end_matches('/').to_owned(),
-            http,
+            http: trust.http_client()?,
+            trust: trust.clone(),
             session: SessionHandle::new(session),
         })
     }
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The certificates this client trusts (call agents use the same).
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     /// The current session token.
@@ -262,6 +266,7 @@ pub const TOTP_SECRET_ENV: &str = "TELENODE_TOTP_SECRET";
 /// Signs in with the typed code, or with one computed from
 /// `TELENODE_TOTP_SECRET` when none was typed.
 pub async fn sign_in(
+    trust: &Trust,
     node: &str,
     login: &str,
     password: &str,
@@ -269,9 +274,9 @@ pub async fn sign_in(
 ) -> anyhow::Result<ApiClient> {
     match std::env::var(TOTP_SECRET_ENV) {
         Ok(secret) if code.is_empty() => {
-            ApiClient::login_with_totp_secret(node, login, password, &secret).await
+            ApiClient::login_with_totp_secret(trust, node, login, password, &secret).await
         }
-        _ => ApiClient::login(node, login, password, code).await,
+        _ => ApiClient::login(trust, node, login, password, code).await,
     }
 }
 

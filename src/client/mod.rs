@@ -7,12 +7,14 @@
 
 mod agent;
 mod api;
+mod trust;
 
 pub use agent::{AgentEvent, CallAgent, CallOptions, EndCause, Seat};
 pub use api::{
     ApiClient, ConsultationInfo, HttpError, PatientLink, SessionHandle, TOTP_SECRET_ENV,
     parse_link, sign_in, ws_url,
 };
+pub use trust::Trust;
 
 /// The next message of a channel that may be absent; an absent one never
 /// yields (for `tokio::select!` arms).

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::settings::{Settings, SettingsStore};
 use super::state::NetEvent;
-use crate::client::{AgentEvent, ApiClient, CallAgent, CallOptions, HttpError, recv_opt};
+use crate::client::{AgentEvent, ApiClient, CallAgent, CallOptions, HttpError, Trust, recv_opt};
 use crate::peer::{MediaTap, VideoSource};
 
 /// What the window asks of the runtime.
@@ -42,6 +42,7 @@ pub(crate) struct CallSetup {
     pub bind_ip: Option<IpAddr>,
     pub video: VideoSource,
     pub force_relay: bool,
+    pub trust: Trust,
 }
 
 /// Where the bridge reports to: a channel the window drains, and a waker
@@ -135,7 +136,7 @@ impl Bridge {
                 login,
                 session,
             } => {
-                let api = match ApiClient::from_session(&node, &session) {
+                let api = match ApiClient::from_session(&self.setup.trust, &node, &session) {
                     Ok(a) => a,
                     Err(e) => return self.report.send(NetEvent::SignInFailed(format!("{e:#}"))),
                 };
@@ -167,7 +168,9 @@ impl Bridge {
                 login,
                 password,
                 code,
-            } => match crate::client::sign_in(&node, &login, &password, &code).await {
+            } => match crate::client::sign_in(&self.setup.trust, &node, &login, &password, &code)
+                .await
+            {
                 Ok(api) => {
                     if let Some(s) = &self.settings {
                         let saved = s

@@ -94,6 +94,7 @@ pub fn run_window(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         bind_ip: args.bind_ip,
         video,
         force_relay: args.force_relay,
+        trust: args.trust()?,
     };
 
     let mut viewport = eframe::egui::ViewportBuilder::default()

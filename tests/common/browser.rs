@@ -25,13 +25,16 @@ pub const PC_SPY: &str = r#"
 })();
 "#;
 
-/// Reads the inbound media counters of the newest peer connection.
+/// Reads the inbound media counters of the newest peer connection and the
+/// selected pair: `pair` is the local candidate's type, `remote` the remote
+/// one's, `relay_protocol` how a local relay candidate reaches its TURN
+/// server (udp, tcp or tls).
 pub const READ_STATS: &str = r#"
 (async () => {
   const pc = window.__pcs && window.__pcs[window.__pcs.length - 1];
-  if (!pc) return {video_frames_decoded: 0, audio_packets_received: 0, state: 'none', pair: ''};
+  if (!pc) return {video_frames_decoded: 0, audio_packets_received: 0, state: 'none', pair: '', remote: '', relay_protocol: ''};
   const stats = await pc.getStats();
-  let v = 0, a = 0, pair = '', local = '';
+  let v = 0, a = 0, local = '', remote = '', relayProtocol = '';
   const byId = new Map();
   stats.forEach(s => byId.set(s.id, s));
   stats.forEach(s => {
@@ -39,10 +42,14 @@ pub const READ_STATS: &str = r#"
     if (s.type === 'inbound-rtp' && s.kind === 'audio') a += s.packetsReceived || 0;
     if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
       const l = byId.get(s.localCandidateId);
+      const r = byId.get(s.remoteCandidateId);
       local = l ? l.candidateType : '';
+      relayProtocol = (l && l.relayProtocol) || '';
+      remote = r ? r.candidateType : '';
     }
   });
-  return {video_frames_decoded: v, audio_packets_received: a, state: pc.connectionState, pair: local};
+  return {video_frames_decoded: v, audio_packets_received: a, state: pc.connectionState,
+          pair: local, remote, relay_protocol: relayProtocol};
 })()
 "#;
 
@@ -57,6 +64,11 @@ pub struct Chromium {
 
 impl Chromium {
     pub async fn launch() -> Chromium {
+        Self::launch_with(&[]).await
+    }
+
+    /// Launches it with more command-line switches (without the dashes).
+    pub async fn launch_with(extra: &[&str]) -> Chromium {
         let profile = tempfile::tempdir().unwrap();
         let exe = [
             "/usr/bin/chromium",
@@ -85,6 +97,7 @@ impl Chromium {
                 "allow-loopback-in-peer-connection",
                 "autoplay-policy=no-user-gesture-required",
             ])
+            .args(extra.iter().copied())
             .build()
             .unwrap();
         let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");

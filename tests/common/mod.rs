@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use telenode::client::{AgentEvent, ApiClient, CallOptions, EndCause, PatientLink, Seat};
+use telenode::client::{AgentEvent, ApiClient, CallOptions, EndCause, PatientLink, Seat, Trust};
 use telenode::config::{Config, TurnListen};
 use telenode::peer::{AudioSource, VideoSource};
 use telenode::server::Running;
@@ -129,6 +129,7 @@ pub fn call_options(ws_url: String, seat: Seat, link_key: LinkKey) -> CallOption
         audio: AudioSource::Tone { hz: 440.0 },
         force_relay: false,
         media_tap: None,
+        trust: Trust::default(),
     }
 }
 
@@ -213,7 +214,7 @@ pub async fn login_with_secret(base: &str, login: &str, secret: &str) -> ApiClie
     let mut last = None;
     for ahead in [0, telenode::totp::STEP_SECS] {
         let code = telenode::totp::code_at(&key, now + ahead);
-        match ApiClient::login(base, login, PASSWORD, &code).await {
+        match ApiClient::login(&Trust::default(), base, login, PASSWORD, &code).await {
             Ok(api) => return api,
             Err(e) => last = Some(e),
         }

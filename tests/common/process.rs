@@ -84,18 +84,34 @@ impl NodeProcess {
     ) -> NodeProcess {
         let listen = format!("127.0.0.1:{port}");
         let admin_listen = format!("127.0.0.1:{admin_port}");
-        let mut child = Command::new(EXE)
-            .args([
-                "serve",
-                "--listen",
-                &listen,
-                "--admin-listen",
-                &admin_listen,
-            ])
-            .args(["--turn-listen", "127.0.0.1:0"])
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data)
+        Self::start_with(
+            Command::new(EXE),
+            &listen,
+            &admin_listen,
+            |c| {
+                c.args(["--turn-listen", "127.0.0.1:0"])
+                    .args(extra)
+                    .arg("--data-dir")
+                    .arg(data);
+            },
+            rust_log,
+        )
+        .await
+    }
+
+    /// Runs `command` (the binary, or a wrapper such as `ip netns exec NS`
+    /// followed by it) with `serve --listen … --admin-listen …` and what
+    /// `more` adds, and waits until it listens.
+    pub async fn start_with(
+        mut command: Command,
+        listen: &str,
+        admin_listen: &str,
+        more: impl FnOnce(&mut Command),
+        rust_log: &str,
+    ) -> NodeProcess {
+        command.args(["serve", "--listen", listen, "--admin-listen", admin_listen]);
+        more(&mut command);
+        let mut child = command
             .env("RUST_LOG", rust_log)
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -126,8 +142,8 @@ impl NodeProcess {
         NodeProcess {
             child,
             log,
-            listen,
-            admin_listen,
+            listen: listen.to_owned(),
+            admin_listen: admin_listen.to_owned(),
         }
     }
 
