@@ -25,14 +25,15 @@ COPY --from=build /src/target/release/telenode /usr/local/bin/telenode
 USER telenode
 WORKDIR /var/lib/telenode
 # Public HTTPS + WebSocket signalling and the TURN relay (UDP and TCP 3478;
-# set TELENODE_TURN_RELAY_IP); the operations listener stays inside the
+# set TELENODE_TURN_RELAY_IP; TLS on 5349 with TELENODE_TURN_TLS_LISTEN and a
+# certificate); the operations listener stays inside the
 # container (loopback) and is used by the health check.
 ENV TELENODE_LISTEN=0.0.0.0:8443 \
     TELENODE_ADMIN_LISTEN=127.0.0.1:9090 \
     TELENODE_DATA_DIR=/var/lib/telenode/data \
     TELENODE_MASTER_KEY_FILE=/var/lib/telenode/keys/master.key \
     TELENODE_TURN_LISTEN=0.0.0.0:3478
-EXPOSE 8443/tcp 3478/udp 3478/tcp
+EXPOSE 8443/tcp 3478/udp 3478/tcp 5349/tcp
 VOLUME ["/var/lib/telenode/data", "/var/lib/telenode/keys"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["telenode", "healthcheck", "--url", "http://127.0.0.1:9090/readyz"]

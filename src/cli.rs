@@ -84,6 +84,17 @@ pub struct ServeArgs {
     /// --turn-listen is a wildcard address).
     #[arg(long, env = "TELENODE_TURN_RELAY_IP")]
     pub turn_relay_ip: Option<IpAddr>,
+    /// TURN over TLS (`turns:`) on this address too, with the node's
+    /// certificate (e.g. 0.0.0.0:5349).
+    #[arg(long, env = "TELENODE_TURN_TLS_LISTEN")]
+    pub turn_tls_listen: Option<SocketAddr>,
+    /// UDP ports for relayed media, FIRST-LAST (default: any free port).
+    #[arg(long, env = "TELENODE_TURN_RELAY_PORTS")]
+    pub turn_relay_ports: Option<crate::config::PortRange>,
+    /// Host name in the `turns:` URLs (must match the certificate; default
+    /// the first ACME domain, else the relay address).
+    #[arg(long, env = "TELENODE_TURN_TLS_NAME")]
+    pub turn_tls_name: Option<String>,
     /// TURN REST secret file (created with mode 0600 if absent; default:
     /// turn.secret in the data directory).
     #[arg(long, env = "TELENODE_TURN_SECRET_FILE")]

@@ -73,6 +73,19 @@ pub struct Config {
     /// IP the relay's per-allocation sockets bind to and advertise; default
     /// the `turn_listen` IP (required when that is unspecified, 0.0.0.0).
     pub turn_relay_ip: Option<IpAddr>,
+    /// Where the relay also listens for TURN over TLS (`turns:`), with the
+    /// node's certificate; `None`: no TLS relay. For patients behind
+    /// firewalls that only let TLS out (port 443 on an address of its own,
+    /// or 5349).
+    pub turn_tls_listen: Option<SocketAddr>,
+    /// UDP ports the relay's per-allocation sockets use, `FIRST-LAST`;
+    /// `None`: any the kernel hands out. Set it to publish them from a
+    /// container, or to open exactly these in a firewall.
+    pub turn_relay_ports: Option<PortRange>,
+    /// Host name in the `turns:` URL handed to the peers (it must match
+    /// the certificate); default the first of `acme_domains`, else
+    /// `turn_relay_ip`.
+    pub turn_tls_name: Option<String>,
     /// The TURN REST secret shared with whoever mints or checks credentials;
     /// `None` means `<data_dir>/turn.secret`. Created (mode 0600) when absent.
     pub turn_secret_file: Option<PathBuf>,
@@ -143,6 +156,43 @@ impl<'de> Deserialize<'de> for TurnListen {
     }
 }
 
+/// A range of ports, `FIRST-LAST` (both included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a port range such as 49160-49200");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let (first, last): (u16, u16) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if first == 0 || first > last {
+            return Err(bad());
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 fn de_cidrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()
@@ -172,6 +222,9 @@ impl Default for Config {
             retention_days: 14,
             turn_listen: TurnListen::Auto,
             turn_relay_ip: None,
+            turn_tls_listen: None,
+            turn_relay_ports: None,
+            turn_tls_name: None,
             turn_secret_file: None,
             turn_allow_peer: Vec::new(),
             turn_realm: "telenode".to_owned(),
@@ -201,6 +254,9 @@ pub struct Overrides {
     pub master_key_file: Option<PathBuf>,
     pub turn_listen: Option<TurnListen>,
     pub turn_relay_ip: Option<IpAddr>,
+    pub turn_tls_listen: Option<SocketAddr>,
+    pub turn_relay_ports: Option<PortRange>,
+    pub turn_tls_name: Option<String>,
     pub turn_secret_file: Option<PathBuf>,
     /// Replaces the file's list when not empty.
     pub turn_allow_peer: Vec<Cidr>,
@@ -288,6 +344,15 @@ impl Config {
         }
         if let Some(v) = o.turn_relay_ip {
             self.turn_relay_ip = Some(v);
+        }
+        if let Some(v) = o.turn_tls_listen {
+            self.turn_tls_listen = Some(v);
+        }
+        if let Some(v) = o.turn_relay_ports {
+            self.turn_relay_ports = Some(v);
+        }
+        if let Some(v) = &o.turn_tls_name {
+            self.turn_tls_name = Some(v.clone());
         }
         if let Some(v) = &o.turn_secret_file {
             self.turn_secret_file = Some(v.clone());
@@ -449,6 +514,46 @@ impl Config {
                 );
             }
         }
+        if let Some(tls) = self.turn_tls_listen {
+            if self.turn_listen_addr().is_none() {
+                return invalid(
+                    "turn_tls_listen",
+                    "TURN over TLS is part of the embedded relay, and turn_listen is off".into(),
+                );
+            }
+            if !self.tls() {
+                return invalid(
+                    "turn_tls_listen",
+                    "needs the node's certificate: set tls_cert and tls_key, or acme_domains"
+                        .into(),
+                );
+            }
+            let taken = [
+                Some(self.listen),
+                Some(self.admin_listen),
+                self.turn_listen_addr(),
+            ];
+            if tls.port() != 0 && taken.contains(&Some(tls)) {
+                return invalid(
+                    "turn_tls_listen",
+                    format!("{tls} is already another listener of the node"),
+                );
+            }
+        }
+        if let (Some(range), Some(listen)) = (self.turn_relay_ports, self.turn_listen_addr())
+            && (range.first..=range.last).contains(&listen.port())
+        {
+            return invalid(
+                "turn_relay_ports",
+                format!("{range} includes the relay's own port {}", listen.port()),
+            );
+        }
+        if let Some(name) = &self.turn_tls_name
+            && name.parse::<IpAddr>().is_err()
+            && let Err(why) = check_domain_name(name)
+        {
+            return invalid("turn_tls_name", format!("{name:?} {why}"));
+        }
         if self.turn_realm.is_empty()
             || self.turn_realm.len() > 127
             || self.turn_realm.chars().any(|c| c.is_control() || c == '"')
@@ -497,6 +602,15 @@ impl Config {
     /// Whether peers get TURN credentials (embedded relay or external URLs).
     pub fn turn_enabled(&self) -> bool {
         self.turn_listen != TurnListen::Off || !self.turn_urls.is_empty()
+    }
+
+    /// The host in `turns:` URLs: `turn_tls_name`, else the first ACME
+    /// domain, else the relay's address.
+    pub fn turn_tls_name(&self, relay_ip: IpAddr) -> String {
+        self.turn_tls_name
+            .clone()
+            .or_else(|| self.acme_domains.first().cloned())
+            .unwrap_or_else(|| relay_ip.to_string())
     }
 
     /// Where the TURN REST secret is.
@@ -745,6 +859,59 @@ mod tests {
         let c = Config::from_toml("turn_listen = \"127.0.0.1:8080\"").expect("parses");
         let err = c.validate().expect_err("clash");
         assert!(err.to_string().starts_with("turn_listen:"), "{err}");
+    }
+
+    #[test]
+    fn turn_over_tls_needs_the_relay_and_a_certificate() {
+        let key = |toml: &str| {
+            Config::from_toml(toml)
+                .expect("parses")
+                .validate()
+                .expect_err("invalid")
+                .to_string()
+        };
+        // No certificate on the loopback default.
+        let err = key("turn_tls_listen = \"127.0.0.1:5349\"");
+        assert!(err.starts_with("turn_tls_listen:"), "{err}");
+        assert!(err.contains("certificate"), "{err}");
+        let err = key(
+            "turn_tls_listen = \"127.0.0.1:5349\"\nturn_listen = \"off\"\nacme_domains = [\"a.example.org\"]",
+        );
+        assert!(err.starts_with("turn_tls_listen:"), "{err}");
+        let err = key("turn_tls_listen = \"127.0.0.1:3478\"\nacme_domains = [\"a.example.org\"]");
+        assert!(err.contains("already another listener"), "{err}");
+        let err = key("turn_tls_name = \"not a name\"");
+        assert!(err.starts_with("turn_tls_name:"), "{err}");
+
+        let c = Config::from_toml(
+            "turn_tls_listen = \"127.0.0.1:5349\"\nacme_domains = [\"a.example.org\"]",
+        )
+        .expect("parses");
+        c.validate().expect("valid");
+        let relay: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(c.turn_tls_name(relay), "a.example.org");
+        assert_eq!(Config::default().turn_tls_name(relay), "192.0.2.1");
+    }
+
+    #[test]
+    fn turn_relay_ports_are_a_range_apart_from_the_relay_port() {
+        let c = Config::from_toml("turn_relay_ports = \"49160-49200\"").expect("parses");
+        assert_eq!(
+            c.turn_relay_ports,
+            Some(PortRange {
+                first: 49160,
+                last: 49200
+            })
+        );
+        c.validate().expect("valid");
+        for bad in ["49200-49160", "0-10", "49160", "a-b", "1-70000"] {
+            let err =
+                Config::from_toml(&format!("turn_relay_ports = \"{bad}\"")).expect_err("bad range");
+            assert!(err.contains("turn_relay_ports"), "{bad}: {err}");
+        }
+        let c = Config::from_toml("turn_relay_ports = \"3000-4000\"").expect("parses");
+        let err = c.validate().expect_err("includes 3478").to_string();
+        assert!(err.starts_with("turn_relay_ports:"), "{err}");
     }
 
     #[test]

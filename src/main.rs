@@ -68,6 +68,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 master_key_file: a.master_key_file,
                 turn_listen: a.turn_listen,
                 turn_relay_ip: a.turn_relay_ip,
+                turn_tls_listen: a.turn_tls_listen,
+                turn_relay_ports: a.turn_relay_ports,
+                turn_tls_name: a.turn_tls_name,
                 turn_secret_file: a.turn_secret_file,
                 turn_allow_peer: a.turn_allow_peer,
                 turn_urls: a.turn_url,
@@ -87,7 +90,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("admin_listen: http://{}", config.admin_listen);
                 println!("data_dir: {}", config.data_dir.display());
                 match config.turn_listen_addr() {
-                    Some(t) => println!("turn: udp+tcp {t}"),
+                    Some(t) => {
+                        println!("turn: udp+tcp {t}");
+                        if let Some(tls) = config.turn_tls_listen {
+                            println!("turn: tls {tls}");
+                        }
+                    }
                     None if config.turn_enabled() => {
                         println!("turn: external ({})", config.turn_urls.join(", "))
                     }

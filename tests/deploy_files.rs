@@ -140,6 +140,18 @@ fn turn_ports_and_secret_match_the_node() {
             );
         }
     }
+    // TURN over TLS: published and exposed, and the node has a certificate.
+    let tls: SocketAddr = compose["TELENODE_TURN_TLS_LISTEN"]
+        .parse()
+        .expect("turn tls listen parses");
+    let port = tls.port();
+    assert!(COMPOSE.contains(&format!("\"{port}:{port}/tcp\"")));
+    assert!(
+        DOCKERFILE
+            .lines()
+            .any(|l| l.starts_with("EXPOSE") && l.contains(&format!(" {port}/tcp")))
+    );
+    assert!(compose.contains_key("TELENODE_TLS_CERT"));
     // The secret comes from a compose secret, never an inline value.
     assert_eq!(
         compose["TELENODE_TURN_SECRET_FILE"],

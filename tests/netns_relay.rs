@@ -11,7 +11,8 @@
 //! sides, and the call must go through its TURN relay. The second case also
 //! drops every UDP datagram the patient sends (a policy route to a
 //! blackhole for protocol 17), so the patient has to reach the relay over
-//! TCP.
+//! TCP; the third drops TCP to the relay's plain port as well, so only TURN
+//! over TLS (`turns:`, the node's certificate) gets through.
 //!
 //! Each case re-runs itself under `unshare --net`: the test's own network
 //! namespace becomes the patient's, and nothing of the host's network is
@@ -36,6 +37,8 @@ const NODE_P: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
 const PATIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
 const NODE_D: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 1);
 const DOCTOR: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 2);
+const TURN_PORT: u16 = 3478;
+const TURN_TLS_PORT: u16 = 5349;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Block {
@@ -43,6 +46,9 @@ enum Block {
     Direct,
     /// That, and no UDP out of the patient's namespace.
     DirectAndPatientUdp,
+    /// That, and no TCP to the relay's plain port either: only TLS gets
+    /// out (a firewall that passes nothing but TLS).
+    DirectUdpAndPlainTurn,
 }
 
 #[test]
@@ -58,6 +64,14 @@ fn a_patient_without_udp_reaches_the_relay_over_tcp() {
     isolated(
         "a_patient_without_udp_reaches_the_relay_over_tcp",
         Block::DirectAndPatientUdp,
+    );
+}
+
+#[test]
+fn a_patient_with_only_tls_reaches_the_relay_over_tls() {
+    isolated(
+        "a_patient_with_only_tls_reaches_the_relay_over_tls",
+        Block::DirectUdpAndPlainTurn,
     );
 }
 
@@ -177,12 +191,18 @@ impl Lab {
         ]);
         // A fresh namespace does not forward; say so explicitly anyway.
         ip(&["netns", "exec", n, "sysctl", "-qw", "net.ipv4.ip_forward=0"]);
-        if block == Block::DirectAndPatientUdp {
+        if block != Block::Direct {
             // Every UDP datagram not for this host itself goes nowhere.
             ip(&[
                 "rule", "add", "ipproto", "udp", "lookup", "7717", "pref", "100",
             ]);
             ip(&["route", "add", "blackhole", "default", "table", "7717"]);
+        }
+        if block == Block::DirectUdpAndPlainTurn {
+            let port = TURN_PORT.to_string();
+            ip(&[
+                "rule", "add", "ipproto", "tcp", "dport", &port, "lookup", "7717", "pref", "101",
+            ]);
         }
         lab
     }
@@ -256,10 +276,10 @@ async fn scenario(block: Block) {
         "the doctor must not be reachable from the patient"
     );
     let udp = std::net::UdpSocket::bind((PATIENT, 0)).expect("udp");
-    let udp_out = udp.send_to(b"x", (NODE_P, 3478));
+    let udp_out = udp.send_to(b"x", (NODE_P, TURN_PORT));
     match block {
         Block::Direct => assert!(udp_out.is_ok(), "UDP leaves: {udp_out:?}"),
-        Block::DirectAndPatientUdp => assert!(udp_out.is_err(), "UDP is dropped"),
+        _ => assert!(udp_out.is_err(), "UDP is dropped"),
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -274,7 +294,8 @@ async fn scenario(block: Block) {
         &admin,
         |c| {
             c.args(["--tls-cert", &cert, "--tls-key", &key])
-                .args(["--turn-listen", &format!("{NODE_P}:3478")])
+                .args(["--turn-listen", &format!("{NODE_P}:{TURN_PORT}")])
+                .args(["--turn-tls-listen", &format!("{NODE_P}:{TURN_TLS_PORT}")])
                 .args(["--turn-allow-peer", "10.77.0.0/16"])
                 .arg("--data-dir")
                 .arg(&data);
@@ -377,9 +398,18 @@ async fn scenario(block: Block) {
         s2["pair"] == "relay" || s2["remote"] == "relay",
         "browser's pair: {s2}"
     );
-    if block == Block::DirectAndPatientUdp {
-        assert_eq!(s2["pair"], "relay", "the patient itself relays: {s2}");
-        assert_eq!(s2["relay_protocol"], "tcp", "over TCP: {s2}");
+    match block {
+        Block::Direct => {}
+        Block::DirectAndPatientUdp => {
+            assert_eq!(s2["pair"], "relay", "the patient itself relays: {s2}");
+            assert_eq!(s2["relay_protocol"], "tcp", "over TCP: {s2}");
+        }
+        Block::DirectUdpAndPlainTurn => {
+            assert!(!answers((NODE_P, TURN_PORT)).await, "plain TURN is blocked");
+            assert!(answers((NODE_P, TURN_TLS_PORT)).await);
+            assert_eq!(s2["pair"], "relay", "the patient itself relays: {s2}");
+            assert_eq!(s2["relay_protocol"], "tls", "over TLS: {s2}");
+        }
     }
 
     // The relay carried it.

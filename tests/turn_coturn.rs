@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use telenode::turn::{self, TurnConfig, TurnHandle};
@@ -45,14 +46,21 @@ fn free_udp_port() -> u16 {
 }
 
 async fn relay(allow: &[&str]) -> TurnHandle {
+    relay_with_tls(allow, None).await
+}
+
+async fn relay_with_tls(allow: &[&str], tls: Option<Arc<rustls::ServerConfig>>) -> TurnHandle {
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     turn::start(TurnConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen,
         relay_ip: None,
         secret: SECRET.as_bytes().to_vec(),
         realm: "telenode.test".into(),
         allow_peers: allow.iter().map(|c| c.parse().unwrap()).collect(),
         quotas: Quotas::default(),
         own_addrs: Vec::new(),
+        relay_ports: None,
+        tls: tls.map(|c| (listen, c)),
     })
     .await
     .unwrap()
@@ -179,6 +187,33 @@ async fn coturn_uclient_udp_send_indications_zero_loss() {
 #[tokio::test]
 async fn coturn_uclient_tcp_zero_loss() {
     relays_with_zero_loss(&["-t"]).await;
+}
+
+/// TURN over TLS (`turns:`), the node's certificate files, uclient's `-S`.
+#[tokio::test]
+async fn coturn_uclient_tls_zero_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, id.cert.pem()).unwrap();
+    std::fs::write(&key, id.signing_key.serialize_pem()).unwrap();
+    let tls = telenode::server::tls::from_files(&cert, &key).unwrap();
+    let relay = relay_with_tls(&["127.0.0.0/8"], Some(Arc::new(tls))).await;
+    let tls_addr = relay.tls_addr.expect("TLS listener");
+    assert_ne!(tls_addr, relay.tcp_addr);
+    let (_peer, peer_port) = peer().await;
+    let run = uclient(tls_addr, peer_port, &["-t", "-S"]).await;
+    assert!(run.success, "uclient failed:\n{}", run.output);
+    let (sent, received, lost) = totals(&run.output);
+    assert_eq!((sent, received, lost), (100, 100, 0), "{}", run.output);
+    // Plain TCP on the TLS port gets nowhere.
+    let plain = uclient(tls_addr, peer_port, &["-t"]).await;
+    assert!(
+        !plain.success || totals(&plain.output).1 == 0,
+        "plain TCP relayed on the TLS port:\n{}",
+        plain.output
+    );
+    relay.shutdown().await;
 }
 
 /// Without an allow-list entry, relaying to 127.0.0.1 is refused.

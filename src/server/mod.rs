@@ -292,7 +292,13 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         .with_context(|| format!("admin_listen: binding {}", config.admin_listen))?;
     let admin_addr = admin_tcp.local_addr()?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let (turn, ice) = crate::turn::from_config(&config, vec![addr, admin_addr]).await?;
+    let turn_tls = tls.as_ref().map(|c| {
+        // The node's certificate (and its reloads), without HTTP's ALPN.
+        let mut c = c.clone();
+        c.alpn_protocols.clear();
+        Arc::new(c)
+    });
+    let (turn, ice) = crate::turn::from_config(&config, vec![addr, admin_addr], turn_tls).await?;
     if let Some(t) = &turn {
         metrics.set_turn(t.metrics());
     }

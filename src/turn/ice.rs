@@ -96,13 +96,17 @@ impl IceProvider {
     }
 
     /// The URLs of the embedded relay reached at `addr` (UDP and TCP on
-    /// one port).
-    pub fn embedded_urls(addr: SocketAddr) -> Vec<String> {
-        vec![
+    /// one port) and, with `tls`, over TLS at that name and port.
+    pub fn embedded_urls(addr: SocketAddr, tls: Option<(String, u16)>) -> Vec<String> {
+        let mut urls = vec![
             format!("stun:{addr}"),
             format!("turn:{addr}?transport=udp"),
             format!("turn:{addr}?transport=tcp"),
-        ]
+        ];
+        if let Some((name, port)) = tls {
+            urls.push(format!("turns:{name}:{port}?transport=tcp"));
+        }
+        urls
     }
 
     /// ICE servers for one seat: a credential valid until `expires_unix`
@@ -192,7 +196,10 @@ mod tests {
         let secret = TurnSecret(b"0123456789abcdef0123".to_vec());
         let p = IceProvider::new(
             secret.clone(),
-            &IceProvider::embedded_urls("192.0.2.1:3478".parse().unwrap()),
+            &IceProvider::embedded_urls(
+                "192.0.2.1:3478".parse().unwrap(),
+                Some(("turn.example.org".to_owned(), 5349)),
+            ),
         );
         let list = p.servers(1_000, 5_000);
         assert_eq!(list.len(), 2);
@@ -202,7 +209,8 @@ mod tests {
             list[1].urls,
             [
                 "turn:192.0.2.1:3478?transport=udp",
-                "turn:192.0.2.1:3478?transport=tcp"
+                "turn:192.0.2.1:3478?transport=tcp",
+                "turns:turn.example.org:5349?transport=tcp"
             ]
         );
         let user = list[1].username.clone().unwrap();

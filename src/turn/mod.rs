@@ -28,14 +28,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use telenode_turn::stun::{self, FRAME_HEADROOM, FRAME_TAILROOM};
 use telenode_turn::{
     AllocId, Cidr, ClientAction, FiveTuple, Now, Output, PeerPolicy, PendingAllocation, Quotas,
     Server, ServerConfig, Transport,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -49,8 +49,10 @@ const SLAB: usize = 256 << 10;
 const QUEUE: usize = 4096;
 /// Frames queued to one TCP client; beyond, new ones are dropped.
 const TCP_QUEUE: usize = 512;
-/// TCP clients at once.
+/// TCP and TLS clients at once (each listener).
 const MAX_TCP_CLIENTS: usize = 1024;
+/// A TLS client that has not finished its handshake by then is dropped.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// The relay's configuration.
 #[derive(Clone)]
@@ -71,6 +73,11 @@ pub struct TurnConfig {
     /// Other sockets of the node peers must never reach (the HTTPS
     /// listener); the relay's own listeners are added automatically.
     pub own_addrs: Vec<SocketAddr>,
+    /// Ports for relay sockets (both included); `None`: any.
+    pub relay_ports: Option<std::ops::RangeInclusive<u16>>,
+    /// TURN over TLS (`turns:`): where, and with which server
+    /// configuration (the node's certificate).
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
 }
 
 impl std::fmt::Debug for TurnConfig {
@@ -83,6 +90,8 @@ impl std::fmt::Debug for TurnConfig {
             .field("allow_peers", &self.allow_peers)
             .field("quotas", &self.quotas)
             .field("own_addrs", &self.own_addrs)
+            .field("relay_ports", &self.relay_ports)
+            .field("tls", &self.tls.as_ref().map(|(a, _)| a))
             .finish()
     }
 }
@@ -159,12 +168,14 @@ pub struct TurnHandle {
     pub udp_addr: SocketAddr,
     /// The bound TCP address.
     pub tcp_addr: SocketAddr,
+    /// The bound TLS address, if TURN over TLS is on.
+    pub tls_addr: Option<SocketAddr>,
     /// The IP relay sockets bind to and advertise.
     pub relay_ip: IpAddr,
     metrics: Arc<TurnMetrics>,
     shutdown: Option<oneshot::Sender<()>>,
     core: JoinHandle<()>,
-    acceptor: JoinHandle<()>,
+    acceptors: Vec<JoinHandle<()>>,
 }
 
 impl TurnHandle {
@@ -178,14 +189,14 @@ impl TurnHandle {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.acceptor.abort();
+        self.acceptors.iter().for_each(JoinHandle::abort);
         let _ = (&mut self.core).await;
     }
 }
 
 impl Drop for TurnHandle {
     fn drop(&mut self) {
-        self.acceptor.abort();
+        self.acceptors.iter().for_each(JoinHandle::abort);
         self.core.abort();
     }
 }
@@ -273,9 +284,23 @@ pub async fn start(cfg: TurnConfig) -> anyhow::Result<TurnHandle> {
     let (udp, tcp) = bind_listeners(cfg.listen).await?;
     let udp_addr = udp.local_addr()?;
     let tcp_addr = tcp.local_addr()?;
+    let tls = match cfg.tls {
+        Some((addr, config)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("turn: binding TLS {addr}"))?;
+            Some((listener, tokio_rustls::TlsAcceptor::from(config)))
+        }
+        None => None,
+    };
+    let tls_addr = match &tls {
+        Some((l, _)) => Some(l.local_addr()?),
+        None => None,
+    };
 
     let mut own = cfg.own_addrs;
     own.extend([udp_addr, tcp_addr]);
+    own.extend(tls_addr);
     let mut random = [0u8; 44];
     rand::rng().fill_bytes(&mut random);
     let mut scfg = ServerConfig::new(cfg.realm, cfg.secret, random);
@@ -285,7 +310,14 @@ pub async fn start(cfg: TurnConfig) -> anyhow::Result<TurnHandle> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
     let metrics = Arc::new(TurnMetrics::default());
-    let acceptor = tokio::spawn(accept_loop(tcp, tcp_addr, tx.clone()));
+    let mut acceptors = vec![tokio::spawn(accept_loop(tcp, None, tx.clone()))];
+    if let Some((listener, acceptor)) = tls {
+        acceptors.push(tokio::spawn(accept_loop(
+            listener,
+            Some(acceptor),
+            tx.clone(),
+        )));
+    }
     let core = Core {
         server: Server::new(scfg),
         udp: Arc::new(udp),
@@ -293,20 +325,27 @@ pub async fn start(cfg: TurnConfig) -> anyhow::Result<TurnHandle> {
         relay_ip,
         tx,
         relays: HashMap::new(),
+        relay_ports: cfg.relay_ports,
         tcp: HashMap::new(),
         out: Vec::with_capacity(1500),
         metrics: Arc::clone(&metrics),
     };
     let task = tokio::spawn(core.run(rx, stop_rx));
-    tracing::info!(udp = %udp_addr.port(), tcp = %tcp_addr.port(), "TURN relay listening");
+    tracing::info!(
+        udp = %udp_addr.port(),
+        tcp = %tcp_addr.port(),
+        tls = ?tls_addr.map(|a| a.port()),
+        "TURN relay listening"
+    );
     Ok(TurnHandle {
         udp_addr,
         tcp_addr,
+        tls_addr,
         relay_ip,
         metrics,
         shutdown: Some(stop_tx),
         core: task,
-        acceptor,
+        acceptors,
     })
 }
 
@@ -322,6 +361,7 @@ struct Core {
     relay_ip: IpAddr,
     tx: mpsc::Sender<Event>,
     relays: HashMap<AllocId, Relay>,
+    relay_ports: Option<std::ops::RangeInclusive<u16>>,
     tcp: HashMap<FiveTuple, mpsc::Sender<Bytes>>,
     out: Vec<u8>,
     metrics: Arc<TurnMetrics>,
@@ -458,16 +498,7 @@ impl Core {
 
     async fn allocate(&mut self, p: PendingAllocation) {
         let five = p.five_tuple();
-        let bind =
-            || udp_socket(SocketAddr::new(self.relay_ip, 0)).and_then(|s| Ok((s.local_addr()?, s)));
-        let mut bound = bind();
-        // EVEN-PORT: retry until the kernel hands out an even port.
-        for _ in 0..32 {
-            match &bound {
-                Ok((a, _)) if p.even_port() && a.port() % 2 == 1 => bound = bind(),
-                _ => break,
-            }
-        }
+        let bound = bind_relay(self.relay_ip, self.relay_ports.as_ref(), p.even_port());
         let (addr, sock) = match bound {
             Ok((a, s)) => (Some(a), Some(s)),
             Err(e) => {
@@ -484,6 +515,42 @@ impl Core {
         }
         self.reply(five).await;
     }
+}
+
+/// A relay socket on `ip`: in `ports` (the first free one from a random
+/// place on) or any port; an even one for EVEN-PORT.
+fn bind_relay(
+    ip: IpAddr,
+    ports: Option<&std::ops::RangeInclusive<u16>>,
+    even: bool,
+) -> std::io::Result<(SocketAddr, UdpSocket)> {
+    let bind = |port| udp_socket(SocketAddr::new(ip, port)).and_then(|s| Ok((s.local_addr()?, s)));
+    let Some(range) = ports else {
+        let mut bound = bind(0);
+        // EVEN-PORT: retry until the kernel hands out an even port.
+        for _ in 0..32 {
+            match &bound {
+                Ok((a, _)) if even && a.port() % 2 == 1 => bound = bind(0),
+                _ => break,
+            }
+        }
+        return bound;
+    };
+    let start = rand::rng().random_range(range.clone());
+    let mut last = std::io::ErrorKind::AddrInUse.into();
+    for port in relay_port_order(range.clone(), start).filter(|p| !even || p % 2 == 0) {
+        match bind(port) {
+            Ok(b) => return Ok(b),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Every port of `range` once, from `start` on, wrapping around.
+fn relay_port_order(range: std::ops::RangeInclusive<u16>, start: u16) -> impl Iterator<Item = u16> {
+    let (first, last) = (*range.start(), *range.end());
+    (start..=last).chain(first..start)
 }
 
 /// Receives peer datagrams on one relay socket into a shared slab.
@@ -516,7 +583,15 @@ async fn relay_reader(alloc: AllocId, sock: Arc<UdpSocket>, tx: mpsc::Sender<Eve
     }
 }
 
-async fn accept_loop(listener: TcpListener, local: SocketAddr, tx: mpsc::Sender<Event>) {
+/// Accepts stream clients (TCP, or TLS with `tls`) and runs each one.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tx: mpsc::Sender<Event>,
+) {
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
     let open = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CLIENTS));
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -532,17 +607,30 @@ async fn accept_loop(listener: TcpListener, local: SocketAddr, tx: mpsc::Sender<
             server: local,
         };
         let tx = tx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            tcp_client(stream, five, tx).await;
+            match tls {
+                None => stream_client(stream, five, tx).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream_client(stream, five, tx).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TURN TLS handshake failed"),
+                        Err(_) => tracing::debug!("TURN TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
 }
 
-/// Cuts a TCP client's stream into frames for the core; writes what the
-/// core sends back.
-async fn tcp_client(stream: TcpStream, five: FiveTuple, tx: mpsc::Sender<Event>) {
-    let (mut rd, mut wr) = stream.into_split();
+/// Cuts a stream client's bytes (TCP or TLS) into frames for the core;
+/// writes what the core sends back.
+async fn stream_client<S>(stream: S, five: FiveTuple, tx: mpsc::Sender<Event>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(TCP_QUEUE);
     if tx.send(Event::TcpOpen { five, tx: out_tx }).await.is_err() {
         return;
@@ -550,6 +638,10 @@ async fn tcp_client(stream: TcpStream, five: FiveTuple, tx: mpsc::Sender<Event>)
     let writer = tokio::spawn(async move {
         while let Some(b) = out_rx.recv().await {
             if wr.write_all(&b).await.is_err() {
+                break;
+            }
+            // TLS may hold the last record back until flushed.
+            if out_rx.is_empty() && wr.flush().await.is_err() {
                 break;
             }
         }
@@ -582,12 +674,14 @@ async fn tcp_client(stream: TcpStream, five: FiveTuple, tx: mpsc::Sender<Event>)
 }
 
 /// Starts what `config` asks for: the embedded relay (unless `turn_listen`
-/// is `off`) and the provider of ICE servers for the peers (embedded relay
+/// is `off`; over TLS too with `turn_tls_listen`, presenting `tls`, the
+/// node's certificate) and the provider of ICE servers for the peers (embedded relay
 /// URLs, or `turn_urls` for an external TURN sharing the secret). `own` are
 /// the node's other listeners, which the relay must never reach.
 pub async fn from_config(
     config: &crate::config::Config,
     own: Vec<SocketAddr>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> anyhow::Result<(Option<TurnHandle>, Option<ice::IceProvider>)> {
     if !config.turn_enabled() {
         return Ok((None, None));
@@ -608,6 +702,8 @@ pub async fn from_config(
                     ..Quotas::default()
                 },
                 own_addrs: own,
+                relay_ports: config.turn_relay_ports.map(|r| r.first..=r.last),
+                tls: config.turn_tls_listen.zip(tls),
             })
             .await
             .context("turn_listen")?,
@@ -615,10 +711,52 @@ pub async fn from_config(
         None => None,
     };
     let urls = match (&handle, config.turn_urls.is_empty()) {
-        (Some(h), true) => {
-            ice::IceProvider::embedded_urls(SocketAddr::new(h.relay_ip, h.udp_addr.port()))
-        }
+        (Some(h), true) => ice::IceProvider::embedded_urls(
+            SocketAddr::new(h.relay_ip, h.udp_addr.port()),
+            h.tls_addr
+                .map(|a| (config.turn_tls_name(h.relay_ip), a.port())),
+        ),
         _ => config.turn_urls.clone(),
     };
     Ok((handle, Some(ice::IceProvider::new(secret, &urls))))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn relay_ports_are_tried_once_each_from_the_start_on() {
+        let order: Vec<u16> = relay_port_order(10..=14, 12).collect();
+        assert_eq!(order, [12, 13, 14, 10, 11]);
+        let order: Vec<u16> = relay_port_order(10..=14, 10).collect();
+        assert_eq!(order, [10, 11, 12, 13, 14]);
+    }
+
+    #[tokio::test]
+    async fn relay_sockets_stay_in_their_range_until_it_is_full() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let range = 47_811..=47_814;
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let (addr, sock) = bind_relay(ip, Some(&range), false).unwrap();
+            assert!(range.contains(&addr.port()), "{addr}");
+            held.push(sock);
+        }
+        let mut ports: Vec<u16> = held
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        ports.sort_unstable();
+        assert_eq!(ports, [47_811, 47_812, 47_813, 47_814]);
+        // Full: an error, not a port outside the range.
+        assert!(bind_relay(ip, Some(&range), false).is_err());
+        drop(held);
+        // EVEN-PORT within the range.
+        for _ in 0..8 {
+            let (addr, _) = bind_relay(ip, Some(&range), true).unwrap();
+            assert_eq!(addr.port() % 2, 0, "{addr}");
+        }
+    }
 }
