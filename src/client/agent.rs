@@ -159,6 +159,10 @@ pub enum AgentEvent {
     },
     Stats(MediaStats),
     PeerLeft,
+    /// The media path stopped answering (a network change or outage); the
+    /// agent restarts ICE, and a fresh peer if that is not enough. A
+    /// `Connected` follows when the media is back.
+    MediaInterrupted,
     /// The signalling connection dropped during the call; the media goes on
     /// and the agent reconnects.
     SignallingLost,
@@ -188,6 +192,7 @@ impl AgentEvent {
             AgentEvent::FirstVideoFrame { width, height } => {
                 json!({"event": "first_video_frame", "width": width, "height": height})
             }
+            AgentEvent::MediaInterrupted => json!({"event": "media_interrupted"}),
             AgentEvent::Stats(s) => {
                 let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
                 v["event"] = "stats".into();
@@ -269,6 +274,26 @@ struct Reconnect {
 
 /// How long a call runs on without signalling before the agent gives up.
 const SIGNALLING_GRACE: Duration = Duration::from_secs(300);
+/// How long the media may stay interrupted before the call ends.
+const MEDIA_GRACE: Duration = Duration::from_secs(90);
+/// A signalling socket silent this long after a probe is taken for dead.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A signalling (re)connection that takes longer is abandoned.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// While the media is interrupted, the doctor offers a restart this often.
+const RESTART_EVERY: Duration = Duration::from_secs(4);
+
+/// The media path is down during a call.
+#[derive(Debug)]
+struct Recovery {
+    since: Instant,
+    /// Doctor: when to offer the next restart; `None` until the node is
+    /// known to be reachable (a path that comes back by itself needs
+    /// none, and a restart would only wait for signalling).
+    next_offer: Option<Instant>,
+    /// ICE failed: the next offer comes from a fresh peer.
+    fresh_peer: bool,
+}
 
 impl Reconnect {
     fn new() -> Reconnect {
@@ -282,7 +307,7 @@ impl Reconnect {
 
     fn failed(&mut self) {
         self.next_try = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -306,6 +331,12 @@ struct Run {
     /// The patient seat's resume secret, for reconnecting.
     resume: Option<String>,
     reconnect: Option<Reconnect>,
+    recovery: Option<Recovery>,
+    /// Doctor: when the offer still waiting for its answer was sent.
+    offer_pending: Option<Instant>,
+    /// A probe of the signalling socket is out: silence until then means
+    /// the socket is dead (a TCP connection stuck after an outage).
+    probe_deadline: Option<Instant>,
 }
 
 /// What the loop does after handling one input.
@@ -339,6 +370,9 @@ impl Run {
             outbox: Vec::new(),
             resume: None,
             reconnect: None,
+            recovery: None,
+            offer_pending: None,
+            probe_deadline: None,
         }
     }
 
@@ -447,10 +481,15 @@ impl Run {
                 _ => None,
             };
             let give_up_at = self.reconnect.as_ref().map(|r| r.give_up_at);
-            let deadline = [hangup_at, self.setup_deadline, give_up_at]
+            let media_gone_at = self.recovery.as_ref().map(|r| r.since + MEDIA_GRACE);
+            let deadline = [hangup_at, self.setup_deadline, give_up_at, media_gone_at]
                 .into_iter()
                 .flatten()
                 .min();
+            let restart_at = match (&self.recovery, self.role) {
+                (Some(r), Role::Doctor) => r.next_offer,
+                _ => None,
+            };
             let retry_at = self.reconnect.as_ref().map(|r| r.next_try);
             let flow = tokio::select! {
                 // Messages that already arrived are handled before any
@@ -464,6 +503,16 @@ impl Run {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => self.signalling_lost(&mut socket),
                     Some(Ok(_)) => Flow::Go,
                 },
+                () = sleep_opt(self.probe_deadline) => {
+                    self.probe_deadline = None;
+                    if socket.is_some() {
+                        tracing::info!("signalling socket silent after a probe; reconnecting");
+                        self.signalling_lost(&mut socket)
+                    } else {
+                        Flow::Go
+                    }
+                }
+                () = sleep_opt(restart_at) => self.restart_media(socket.is_some()).await,
                 () = sleep_opt(retry_at) => {
                     match connect(&self.opts.ws_url, &self.opts.trust).await {
                         Ok(ws) => {
@@ -498,6 +547,8 @@ impl Run {
                         self.hang_up()
                     } else if give_up_at.is_some_and(|t| t <= now) {
                         Flow::Stop(EndCause::ConnectionLost)
+                    } else if media_gone_at.is_some_and(|t| t <= now) {
+                        Flow::Stop(EndCause::MediaFailed("the media path did not come back".into()))
                     } else {
                         Flow::Stop(EndCause::SetupTimeout)
                     }
@@ -542,6 +593,13 @@ impl Run {
     }
 
     async fn on_server(&mut self, m: ServerMsg) -> Flow {
+        // Whatever the node says, the socket is alive.
+        self.probe_deadline = None;
+        if let Some(r) = self.recovery.as_mut()
+            && r.next_offer.is_none()
+        {
+            r.next_offer = Some(Instant::now());
+        }
         match m {
             ServerMsg::Welcome {
                 consultation,
@@ -706,6 +764,11 @@ impl Run {
                 let Some(peer) = &self.peer else {
                     return Flow::Go;
                 };
+                // An answer to an offer a newer one replaced: nothing to do.
+                if self.offer_pending.take().is_none() {
+                    tracing::debug!("answer without a pending offer ignored");
+                    return Flow::Go;
+                }
                 if let Err(e) = peer.apply_answer(&sdp).await {
                     return Flow::Stop(EndCause::MediaFailed(format!("{e:#}")));
                 }
@@ -766,10 +829,51 @@ impl Run {
     /// or a patient who comes back on the same connection); otherwise a new
     /// peer.
     async fn start_call(&mut self) -> Flow {
-        if self.connected_at.is_some() && self.peer.is_some() {
+        let fresh = self.recovery.as_ref().is_some_and(|r| r.fresh_peer);
+        if self.connected_at.is_some() && self.peer.is_some() && !fresh {
             return self.send_offer(true).await;
         }
         self.restart_call().await
+    }
+
+    /// The media path is down: checks that signalling is alive, and (the
+    /// doctor) offers an ICE restart, or a fresh peer once ICE has failed.
+    fn media_down(&mut self, failed: bool) {
+        let now = Instant::now();
+        if self.recovery.is_none() {
+            tracing::info!("media path interrupted; restarting ICE");
+            self.emit(AgentEvent::MediaInterrupted);
+        }
+        let r = self.recovery.get_or_insert(Recovery {
+            since: now,
+            next_offer: None,
+            fresh_peer: false,
+        });
+        if failed && !r.fresh_peer {
+            // New sockets, bound to the interfaces as they are now.
+            r.fresh_peer = true;
+            r.next_offer = Some(now);
+        }
+        // Is the node still there? An answer means only the media path
+        // broke: then restart it at once (see `on_server`).
+        self.outbox.push(ClientMsg::Ping);
+        self.probe_deadline.get_or_insert(now + PROBE_TIMEOUT);
+    }
+
+    /// Doctor, media down: the next restart offer (once signalling is up;
+    /// a reconnect offers by itself on the node's welcome).
+    async fn restart_media(&mut self, signalling_up: bool) -> Flow {
+        let Some(r) = self.recovery.as_mut() else {
+            return Flow::Go;
+        };
+        r.next_offer = Some(Instant::now() + RESTART_EVERY);
+        let answer_due = self
+            .offer_pending
+            .is_some_and(|t| t.elapsed() < RESTART_EVERY);
+        if !signalling_up || !self.admitted || answer_due {
+            return Flow::Go;
+        }
+        self.start_call().await
     }
 
     /// Doctor: a brand-new peer and offer.
@@ -795,6 +899,7 @@ impl Run {
             Err(e) => return Flow::Stop(EndCause::MediaFailed(format!("{e:#}"))),
         };
         self.local_sdp = Some(offer.clone());
+        self.offer_pending = Some(Instant::now());
         self.seal_flow(&Payload::Offer { sdp: offer })
     }
 
@@ -826,6 +931,9 @@ impl Run {
                     ));
                 };
                 self.setup_deadline = None;
+                if self.recovery.take().is_some() {
+                    tracing::info!("media path restored");
+                }
                 if self.connected_at.is_none() {
                     self.connected_at = Some(Instant::now());
                     let path = if local == CandidateKind::Relay || remote == CandidateKind::Relay {
@@ -844,7 +952,12 @@ impl Run {
             PeerEvent::FirstVideoFrame { width, height } => {
                 self.emit(AgentEvent::FirstVideoFrame { width, height });
             }
-            PeerEvent::Disconnected => tracing::info!("media path interrupted"),
+            PeerEvent::Disconnected if self.connected_at.is_some() => self.media_down(false),
+            PeerEvent::Disconnected => {}
+            // A call that ran recovers; one that never connected has failed.
+            PeerEvent::Failed { .. } if self.connected_at.is_some() || self.recovery.is_some() => {
+                self.media_down(true)
+            }
             PeerEvent::Failed { reason } => return Flow::Stop(EndCause::MediaFailed(reason)),
             #[allow(unreachable_patterns)]
             _ => {}
@@ -859,9 +972,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Opens the signalling socket, without Nagle's delay: signalling messages
 /// are small and each one matters now.
 async fn connect(url: &str, trust: &Trust) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let (ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(trust.connector()))
-            .await?;
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(trust.connector()));
+    let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     Ok(ws)
 }
 

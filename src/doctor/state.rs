@@ -201,6 +201,8 @@ pub struct CallView {
     pub peer_left: bool,
     /// The link to the node dropped; media continues, reconnecting.
     pub signalling_lost: bool,
+    /// The media path stopped answering; telenode is restoring it.
+    pub media_interrupted: bool,
 }
 
 /// The consultation in progress.
@@ -508,6 +510,7 @@ impl State {
                 call.local_candidate = Some(local_candidate);
                 call.remote_candidate = Some(remote_candidate);
                 call.peer_left = false;
+                call.media_interrupted = false;
                 self.screen = Screen::Call;
             }
             AgentEvent::FirstVideoFrame { width, height } => {
@@ -529,6 +532,7 @@ impl State {
                 }
             }
             AgentEvent::SignallingLost => a.call.signalling_lost = true,
+            AgentEvent::MediaInterrupted => a.call.media_interrupted = true,
             AgentEvent::Joined { .. } => a.call.signalling_lost = false,
             _ => {}
         }
@@ -603,6 +607,15 @@ pub fn indicator(call: &CallView) -> Indicator {
             relayed: false,
         };
     };
+    if call.media_interrupted {
+        return Indicator {
+            quality: Quality::Poor,
+            path: "Connection interrupted, reconnecting…".into(),
+            delay: String::new(),
+            loss: String::new(),
+            relayed: false,
+        };
+    }
     let relayed = local == "relay" || remote == "relay";
     let path = if relayed {
         "Relayed through the clinic's server (still end-to-end encrypted)"
@@ -1026,6 +1039,29 @@ mod tests {
         assert_eq!((i.quality, i.loss.as_str()), (Quality::Fair, "Slight loss"));
         call.lost_last_interval = Some(50);
         assert_eq!(indicator(&call).quality, Quality::Poor);
+        call.media_interrupted = true;
+        let i = indicator(&call);
+        assert_eq!(i.quality, Quality::Poor);
+        assert!(i.path.contains("reconnecting"), "{}", i.path);
+    }
+
+    #[test]
+    fn an_interrupted_path_shows_until_the_media_is_back() {
+        let (mut s, t) = waiting(None);
+        let connected = || {
+            NetEvent::Agent(AgentEvent::Connected {
+                local_candidate: "host".into(),
+                remote_candidate: "host".into(),
+                sas: "123456".into(),
+            })
+        };
+        s.handle_event(t, connected());
+        s.handle_event(t, NetEvent::Agent(AgentEvent::MediaInterrupted));
+        let call = &s.active.as_ref().unwrap().call;
+        assert!(call.media_interrupted);
+        assert_eq!(indicator(call).quality, Quality::Poor);
+        s.handle_event(t, connected());
+        assert!(!s.active.as_ref().unwrap().call.media_interrupted);
     }
 
     #[test]

@@ -113,6 +113,14 @@ impl fmt::Display for CandidateKind {
     }
 }
 
+/// How long ICE waits for a better pair before it settles for a relay.
+pub const RELAY_ACCEPTANCE_WAIT: Duration = Duration::from_millis(500);
+
+/// ICE reports a path without answers as disconnected after this long.
+pub const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
+/// And as failed this long after that.
+pub const ICE_FAILED_AFTER_DISCONNECTED: Duration = Duration::from_secs(7);
+
 /// A trickled ICE candidate, shaped like the browser's `RTCIceCandidateInit`.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CandidateInit {
@@ -471,16 +479,26 @@ impl Peer {
         let bind = SocketAddr::new(opts.bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), 0);
 
         let (driver_tx, driver_rx) = mpsc::unbounded_channel();
-        let mut builder = PeerConnectionBuilder::new();
-        if opts.force_relay {
-            // ICE waits 2 s before nominating a relay pair, to give better
-            // pairs a chance; with relay candidates only there are none.
-            builder = builder.with_setting_engine(
-                webrtc::peer_connection::SettingEngineBuilder::new()
-                    .with_relay_acceptance_min_wait(Some(Duration::ZERO))
-                    .build(),
-            );
-        }
+        // A path without answers for 3 s is "disconnected" (the agent starts
+        // an ICE restart), 7 s later "failed" (it starts a fresh peer, which
+        // binds the interfaces anew); consent checks every second notice
+        // it quickly.
+        let mut settings = webrtc::peer_connection::SettingEngineBuilder::new().with_ice_timeouts(
+            Some(ICE_DISCONNECTED),
+            Some(ICE_FAILED_AFTER_DISCONNECTED),
+            Some(Duration::from_secs(1)),
+        );
+        // ICE waits before nominating a relay pair, to give better pairs a
+        // chance: 2 s by default, which every relayed call (and every
+        // recovery of one) pays. Direct pairs on a usable network answer
+        // within a few hundred milliseconds; with relay candidates only
+        // there are none to wait for.
+        settings = settings.with_relay_acceptance_min_wait(Some(if opts.force_relay {
+            Duration::ZERO
+        } else {
+            RELAY_ACCEPTANCE_WAIT
+        }));
+        let builder = PeerConnectionBuilder::new().with_setting_engine(settings.build());
         let pc = builder
             .with_configuration(config.build())
             .with_media_engine(media_engine)

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod browser;
+pub mod netns;
 pub mod process;
 
 use std::net::{IpAddr, Ipv4Addr};
