@@ -519,6 +519,9 @@ impl Run {
                             tracing::info!("signalling reconnected");
                             socket = Some(ws.split());
                             self.reconnect = None;
+                            // Hello comes first on a new connection; what was
+                            // queued meanwhile belonged to the old one.
+                            self.outbox.clear();
                             self.outbox.push(self.hello());
                         }
                         Err(e) => {
