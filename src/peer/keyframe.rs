@@ -1,8 +1,9 @@
-//! Lets keyframe requests (PLI, FIR) from the remote reach our video sender.
+//! Lets keyframe requests (PLI, FIR) and congestion feedback (receiver and
+//! sender reports, REMB) from the remote reach our senders.
 //!
 //! On `webrtc` 0.21's default interceptor chain, inbound RTCP stops at the
 //! end of the chain and `TrackLocal::poll` never yields anything. This
-//! interceptor, placed last, marks keyframe requests with
+//! interceptor, placed last, marks those packets with
 //! `DeliverToApplication` and drops all other inbound RTCP (the interceptors
 //! before it have already acted on it). Modelled on the crate's
 //! `rtcp-processing` example.
@@ -50,7 +51,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
+                .filter(|p| {
+                    is_keyframe_request(p.as_ref()) || super::congestion::is_feedback(p.as_ref())
+                })
                 .cloned()
                 .collect();
             if requests.is_empty() {

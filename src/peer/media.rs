@@ -21,6 +21,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::congestion::RateController;
 use super::keyframe::is_keyframe_request;
 use super::stats::bump;
 use super::tap::{MediaTap, VideoFrame, black_i420};
@@ -201,6 +202,10 @@ impl TestPattern {
     }
 }
 
+/// The video bitrate never goes below this when the network is congested
+/// (a usable picture at low resolution).
+pub const MIN_VIDEO_KBPS: u32 = 100;
+
 /// Bitrate for a resolution and frame rate: 600 kbit/s at 640x480@30,
 /// proportional to pixels per second, within 100..=2000.
 pub fn video_bitrate_kbps(width: u32, height: u32, fps: u32) -> u32 {
@@ -239,11 +244,18 @@ impl Tone {
     }
 }
 
-/// A mono Opus encoder for 20 ms frames at 48 kHz.
+/// Loss the Opus encoder plans its in-band FEC for, percent.
+const OPUS_EXPECTED_LOSS_PCT: i32 = 10;
+
+/// A mono Opus encoder for 20 ms frames at 48 kHz, with in-band forward
+/// error correction: each packet also carries a coarse copy of the previous
+/// frame, so a receiver that lost one packet rebuilds it from the next.
 pub fn opus_encoder() -> anyhow::Result<opus::Encoder> {
     let mut encoder =
         opus::Encoder::new(AUDIO_RATE, opus::Channels::Mono, opus::Application::Voip)?;
     encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
+    encoder.set_inband_fec(true)?;
+    encoder.set_packet_loss_perc(OPUS_EXPECTED_LOSS_PCT)?;
     Ok(encoder)
 }
 
@@ -589,6 +601,10 @@ const PERIODIC_KEYFRAME_SECS: u32 = 10;
 
 /// Shortest gap between two keyframes forced by requests.
 const KEYFRAME_GAP: Duration = Duration::from_millis(300);
+/// The same on a congested path (target below half the configured
+/// bitrate): a keyframe costs several seconds' worth of frames there, and
+/// answering every request would keep the path congested.
+const KEYFRAME_GAP_CONGESTED: Duration = Duration::from_millis(2000);
 
 /// Aborts a task when dropped (the sender's RTCP watcher dies with it).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -618,11 +634,18 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
     };
     let mut state = Some((encoder, TestPattern::new(width, height)));
 
-    // Keyframe requests (PLI/FIR) arrive as events on the local track.
+    // Keyframe requests (PLI/FIR) and the receiver's reports arrive as
+    // events on the local track; the reports steer the bitrate.
     let keyframe_wanted = Arc::new(AtomicBool::new(false));
+    shared
+        .counters
+        .video_target_kbps
+        .store(u64::from(bitrate), Ordering::Relaxed);
     let watcher = {
         let track = Arc::clone(&target.track);
         let wanted = Arc::clone(&keyframe_wanted);
+        let shared = Arc::clone(&shared);
+        let mut rate = RateController::new(MIN_VIDEO_KBPS.min(bitrate), bitrate);
         tokio::spawn(async move {
             loop {
                 match track.poll().await {
@@ -630,6 +653,17 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
                         if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
                             debug!("keyframe requested");
                             wanted.store(true, Ordering::Relaxed);
+                        }
+                        for p in &packets {
+                            rate.on_rtcp(p.as_ref());
+                        }
+                        let target = u64::from(rate.target_kbps());
+                        let was = shared
+                            .counters
+                            .video_target_kbps
+                            .swap(target, Ordering::Relaxed);
+                        if was != target {
+                            debug!(kbps = target, "video bitrate target");
                         }
                     }
                     Some(_) => {}
@@ -657,14 +691,27 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
         };
         let pts = index as i64;
         // Honour a keyframe request, but not more than every KEYFRAME_GAP.
+        let gap = if encoder.config().bitrate_kbps * 2 < bitrate {
+            KEYFRAME_GAP_CONGESTED
+        } else {
+            KEYFRAME_GAP
+        };
         let force = keyframe_wanted.load(Ordering::Relaxed)
-            && last_forced.is_none_or(|t| t.elapsed() >= KEYFRAME_GAP);
+            && last_forced.is_none_or(|t| t.elapsed() >= gap);
         if force {
             keyframe_wanted.store(false, Ordering::Relaxed);
             last_forced = Some(Instant::now());
         }
         let tap = shared.tap.clone();
         let black = Arc::clone(&black);
+        let target_kbps = u32::try_from(shared.counters.video_target_kbps.load(Ordering::Relaxed))
+            .unwrap_or(bitrate);
+        if target_kbps > 0
+            && target_kbps != encoder.config().bitrate_kbps
+            && let Err(err) = encoder.set_bitrate(target_kbps)
+        {
+            warn!(error = %err, "VP8 bitrate not changed");
+        }
         let joined = tokio::task::spawn_blocking(move || {
             let result = match &tap {
                 Some(tap) if tap.video_muted() => encoder.encode(&black, pts, force),
@@ -695,8 +742,13 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
             Ok(frames) => {
                 for frame in frames {
                     let keyframe = frame.keyframe;
+                    let size = frame.data.len() as u64;
                     if target.write(Bytes::from(frame.data), frame_duration).await {
                         bump(&shared.counters.video_frames_sent);
+                        shared
+                            .counters
+                            .video_bytes_sent
+                            .fetch_add(size, Ordering::Relaxed);
                         if keyframe {
                             bump(&shared.counters.video_keyframes_sent);
                         }
@@ -718,12 +770,27 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
         }
     };
     let mut pcm = vec![0i16; OPUS_MAX_SAMPLES];
+    let mut last_seq: Option<u16> = None;
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
                 bump(&shared.counters.audio_packets_received);
                 if packet.payload.is_empty() {
                     continue;
+                }
+                let seq = packet.header.sequence_number;
+                // Exactly one packet missing: its frame is in this one's FEC.
+                if last_seq.is_some_and(|l| seq == l.wrapping_add(2))
+                    && matches!(
+                        // FEC needs the lost frame's length: one 20 ms frame, stereo out.
+                        decoder.decode(&packet.payload, &mut pcm[..2 * AUDIO_FRAME], true),
+                        Ok(n) if n > 0
+                    )
+                {
+                    bump(&shared.counters.audio_frames_recovered);
+                }
+                if last_seq.is_none_or(|l| seq.wrapping_sub(l) < 0x8000) {
+                    last_seq = Some(seq);
                 }
                 match decoder.decode(&packet.payload, &mut pcm, false) {
                     Ok(n) if n > 0 => bump(&shared.counters.audio_frames_decoded),
@@ -895,6 +962,55 @@ mod tests {
             s1 = s0;
         }
         (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len() as f32
+    }
+
+    #[test]
+    fn a_lost_opus_packet_is_rebuilt_from_the_next_ones_fec() {
+        /// The 440 Hz tone until frame 20, 1000 Hz from there; packet 20 is
+        /// lost and rebuilt from packet 21: (power at 1000 Hz, at 440 Hz).
+        fn rebuilt(mut encoder: opus::Encoder) -> (f32, f32) {
+            let (mut low, mut high) = (Tone::new(440.0), Tone::new(1000.0));
+            let packets: Vec<Vec<u8>> = (0..30)
+                .map(|i| {
+                    let pcm = if i < 20 {
+                        low.next_frame()
+                    } else {
+                        high.next_frame()
+                    };
+                    let mut packet = [0u8; 1500];
+                    let len = encoder.encode(&pcm, &mut packet).expect("encode");
+                    packet[..len].to_vec()
+                })
+                .collect();
+            let mut decoder = opus_decoder().expect("decoder");
+            let mut pcm = vec![0i16; OPUS_MAX_SAMPLES];
+            for p in &packets[..20] {
+                decoder.decode(p, &mut pcm, false).expect("decode");
+            }
+            // FEC decoding needs the lost frame's length (stereo output).
+            let n = decoder
+                .decode(&packets[21], &mut pcm[..2 * AUDIO_FRAME], true)
+                .expect("FEC decode");
+            assert_eq!(n, AUDIO_FRAME);
+            let frame: Vec<f32> = pcm[..2 * n]
+                .iter()
+                .step_by(2)
+                .map(|&s| f32::from(s))
+                .collect();
+            (power_at(&frame, 1000.0), power_at(&frame, 440.0))
+        }
+        // With FEC the lost frame's own content (1000 Hz) comes back.
+        let (new, old) = rebuilt(opus_encoder().expect("encoder"));
+        assert!(new > 4.0 * old, "FEC: {new} at 1000 Hz vs {old} at 440 Hz");
+        // Without it, only concealment: an echo of the frames before.
+        let mut plain =
+            opus::Encoder::new(AUDIO_RATE, opus::Channels::Mono, opus::Application::Voip)
+                .expect("encoder");
+        plain
+            .set_bitrate(opus::Bitrate::Bits(32_000))
+            .expect("bitrate");
+        let (new, old) = rebuilt(plain);
+        assert!(new < old, "no FEC: {new} at 1000 Hz vs {old} at 440 Hz");
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod congestion;
 mod keyframe;
 pub mod media;
 pub mod stats;
@@ -51,7 +52,6 @@ use webrtc::peer_connection::{
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCIceConnectionState,
     RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
     RTCPeerConnectionState, RTCSessionDescription, Registry, StatsSelector,
-    register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -111,6 +111,44 @@ impl fmt::Display for CandidateKind {
             Self::Relay => "relay",
         })
     }
+}
+
+/// How often a missing packet is asked for again (NACK) before the receiver
+/// gives up on it.
+const NACK_TRIES: u16 = 3;
+
+/// The `webrtc` crate's default interceptors (NACK, RTCP reports, receive
+/// side transport-wide congestion feedback, simulcast header extensions),
+/// except that a missing packet is NACKed at most [`NACK_TRIES`] times. The
+/// default asks again every 100 ms for as long as the packet is in the
+/// window: on a congested path the retransmissions then take the bandwidth
+/// (a relay test saw 50 000 packets dropped against 7 500 relayed).
+fn interceptors(media_engine: &mut MediaEngine) -> anyhow::Result<Registry> {
+    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
+    use rtc::peer_connection::configuration::interceptor_registry::{
+        Slot, configure_rtcp_reports, configure_simulcast_extension_headers,
+        configure_twcc_receiver_only,
+    };
+    for parameter in ["", "pli"] {
+        media_engine.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    let registry = Registry::new()
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(NACK_TRIES)
+                .build(),
+        );
+    configure_simulcast_extension_headers(media_engine)?;
+    let registry = configure_twcc_receiver_only(registry, media_engine)?;
+    Ok(configure_rtcp_reports(registry))
 }
 
 /// How long ICE waits for a better pair before it settles for a relay.
@@ -452,7 +490,7 @@ impl Peer {
         media_engine
             .register_codec(vp8_codec(), RtpCodecKind::Video)
             .context("registering VP8")?;
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+        let registry = interceptors(&mut media_engine)
             .context("registering interceptors")?
             .with(
                 keyframe::KeyframeRequestForwarder::slot(),

@@ -16,12 +16,16 @@ pub struct MediaStats {
     pub audio_packets_received: u64,
     /// Opus frames libopus decoded.
     pub audio_frames_decoded: u64,
+    /// Lost Opus frames rebuilt from the next packet's in-band FEC.
+    pub audio_frames_recovered: u64,
     /// VP8 frames libvpx decoded.
     pub video_frames_decoded: u64,
     /// Opus packets sent.
     pub audio_packets_sent: u64,
     /// VP8 frames sent.
     pub video_frames_sent: u64,
+    /// VP8 bytes sent (payload, before packetisation).
+    pub video_bytes_sent: u64,
     /// VP8 keyframes sent (the first, periodic ones, and those requested
     /// by PLI/FIR).
     pub video_keyframes_sent: u64,
@@ -29,6 +33,9 @@ pub struct MediaStats {
     pub rtt_ms: Option<f64>,
     /// Inbound RTP packets lost (all streams).
     pub packets_lost: u64,
+    /// What the video encoder aims at now, kbit/s: it follows the loss the
+    /// receiver reports (0 before video is sent).
+    pub video_target_kbps: u64,
 }
 
 /// `rtt_us` value meaning "unknown".
@@ -39,11 +46,14 @@ const NO_RTT: u64 = u64::MAX;
 pub(super) struct Counters {
     pub audio_packets_received: AtomicU64,
     pub audio_frames_decoded: AtomicU64,
+    pub audio_frames_recovered: AtomicU64,
     pub video_frames_decoded: AtomicU64,
     pub audio_packets_sent: AtomicU64,
     pub video_frames_sent: AtomicU64,
+    pub video_bytes_sent: AtomicU64,
     pub video_keyframes_sent: AtomicU64,
     pub packets_lost: AtomicU64,
+    pub video_target_kbps: AtomicU64,
     rtt_us: AtomicU64,
 }
 
@@ -52,11 +62,14 @@ impl Default for Counters {
         Self {
             audio_packets_received: AtomicU64::new(0),
             audio_frames_decoded: AtomicU64::new(0),
+            audio_frames_recovered: AtomicU64::new(0),
             video_frames_decoded: AtomicU64::new(0),
             audio_packets_sent: AtomicU64::new(0),
             video_frames_sent: AtomicU64::new(0),
+            video_bytes_sent: AtomicU64::new(0),
             video_keyframes_sent: AtomicU64::new(0),
             packets_lost: AtomicU64::new(0),
+            video_target_kbps: AtomicU64::new(0),
             rtt_us: AtomicU64::new(NO_RTT),
         }
     }
@@ -73,12 +86,15 @@ impl Counters {
         MediaStats {
             audio_packets_received: get(&self.audio_packets_received),
             audio_frames_decoded: get(&self.audio_frames_decoded),
+            audio_frames_recovered: get(&self.audio_frames_recovered),
             video_frames_decoded: get(&self.video_frames_decoded),
             audio_packets_sent: get(&self.audio_packets_sent),
             video_frames_sent: get(&self.video_frames_sent),
+            video_bytes_sent: get(&self.video_bytes_sent),
             video_keyframes_sent: get(&self.video_keyframes_sent),
             rtt_ms: (rtt != NO_RTT).then(|| rtt as f64 / 1000.0),
             packets_lost: get(&self.packets_lost),
+            video_target_kbps: get(&self.video_target_kbps),
         }
     }
 

@@ -94,6 +94,11 @@ pub struct EncoderConfig {
     pub threads: u32,
     /// Longest distance between two keyframes, in frames.
     pub keyframe_interval: u32,
+    /// libvpx drops a frame rather than overshoot when its rate buffer
+    /// falls below this percentage (0: never drops). This is what lets the
+    /// output follow a bitrate the content cannot reach at the coarsest
+    /// quantiser.
+    pub frame_drop_threshold: u32,
 }
 
 impl EncoderConfig {
@@ -107,6 +112,7 @@ impl EncoderConfig {
             cpu_used: -6,
             threads: 1,
             keyframe_interval: fps.saturating_mul(3).max(1),
+            frame_drop_threshold: 30,
         }
     }
 }
@@ -125,6 +131,8 @@ pub struct EncodedFrame {
 /// A realtime VP8 encoder taking packed I420 frames.
 pub struct Vp8Encoder {
     ctx: Box<vpx_codec_ctx_t>,
+    /// The libvpx configuration in use (changed by `set_bitrate`).
+    cfg: Box<vpx_sys::vpx_codec_enc_cfg_t>,
     config: EncoderConfig,
 }
 
@@ -188,7 +196,7 @@ impl Vp8Encoder {
             cfg.g_error_resilient = vpx_sys::VPX_ERROR_RESILIENT_DEFAULT;
             cfg.rc_end_usage = vpx_rc_mode::VPX_CBR;
             cfg.rc_target_bitrate = config.bitrate_kbps;
-            cfg.rc_dropframe_thresh = 0;
+            cfg.rc_dropframe_thresh = config.frame_drop_threshold.min(100);
             cfg.rc_resize_allowed = 0;
             cfg.rc_min_quantizer = 2;
             cfg.rc_max_quantizer = 56;
@@ -214,7 +222,11 @@ impl Vp8Encoder {
                 ),
             )?;
             // From here on `encoder`'s Drop destroys the context on error.
-            let mut encoder = Self { ctx, config };
+            let mut encoder = Self {
+                ctx,
+                cfg: Box::new(cfg),
+                config,
+            };
             let ctx_ptr: *mut vpx_codec_ctx_t = &mut *encoder.ctx;
             let controls = [
                 (vp8e_enc_control_id::VP8E_SET_CPUUSED, config.cpu_used),
@@ -234,9 +246,31 @@ impl Vp8Encoder {
         }
     }
 
-    /// The configuration this encoder was built with.
+    /// The configuration in use (the bitrate as last set).
     pub fn config(&self) -> &EncoderConfig {
         &self.config
+    }
+
+    /// Changes the target bitrate from the next frame on (for a sender that
+    /// follows the network's capacity).
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<()> {
+        if kbps == 0 {
+            return Err(Error::InvalidConfig("bitrate must be positive"));
+        }
+        self.cfg.rc_target_bitrate = kbps;
+        let ctx: *mut vpx_codec_ctx_t = &mut *self.ctx;
+        // SAFETY: the context was initialised in `new`; `cfg` is the full
+        // configuration it was initialised with, only the bitrate changed,
+        // and libvpx copies it during the call.
+        unsafe {
+            check(
+                "vpx_codec_enc_config_set",
+                ctx,
+                vpx_sys::vpx_codec_enc_config_set(ctx, &*self.cfg),
+            )?;
+        }
+        self.config.bitrate_kbps = kbps;
+        Ok(())
     }
 
     /// Encodes one packed I420 frame (`Y` then `U` then `V`, no padding).
@@ -576,6 +610,58 @@ mod tests {
             .encode(&gradient(64, 48, 9), 5, true)
             .expect("encode");
         assert!(frames.iter().all(|f| f.keyframe) && !frames.is_empty());
+    }
+
+    /// Bytes the encoder produces for `frames` moving frames from `start`.
+    fn bytes_for(encoder: &mut Vp8Encoder, start: u32, frames: u32) -> usize {
+        (start..start + frames)
+            .flat_map(|i| {
+                encoder
+                    .encode(&noise(320, 240, i), i64::from(i), false)
+                    .expect("encode")
+            })
+            .map(|f| f.data.len())
+            .sum()
+    }
+
+    /// A moving gradient with fresh grain in every frame: what a camera
+    /// sends, more or less; its size follows the encoder's bitrate.
+    fn noise(width: u32, height: u32, seed: u32) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        gradient(width, height, seed * 3)
+            .into_iter()
+            .map(|v| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                v.wrapping_add((x >> 28) as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lower_bitrate_takes_effect_on_the_running_encoder() {
+        let mut encoder =
+            Vp8Encoder::new(EncoderConfig::realtime(320, 240, 30, 1500)).expect("encoder");
+        let _ = bytes_for(&mut encoder, 0, 30);
+        let high = bytes_for(&mut encoder, 30, 60);
+        encoder.set_bitrate(150).expect("set bitrate");
+        assert_eq!(encoder.config().bitrate_kbps, 150);
+        let _ = bytes_for(&mut encoder, 90, 30);
+        let low = bytes_for(&mut encoder, 120, 60);
+        // Far less than before, and what an encoder made for 150 kbit/s
+        // produces (libvpx's quantiser limit keeps both above 150 kbit/s
+        // with this much grain).
+        let mut fresh =
+            Vp8Encoder::new(EncoderConfig::realtime(320, 240, 30, 150)).expect("encoder");
+        let _ = bytes_for(&mut fresh, 90, 30);
+        let reference = bytes_for(&mut fresh, 120, 60);
+        assert!(low * 2 < high, "{high} bytes, then {low} bytes");
+        assert!(
+            low.abs_diff(reference) * 4 < reference,
+            "{low} bytes after the change, {reference} from a 150 kbit/s encoder"
+        );
+        assert!(encoder.set_bitrate(0).is_err());
     }
 
     #[test]
