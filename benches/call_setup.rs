@@ -55,6 +55,7 @@ async fn through_node(
     api: &ApiClient,
     relay: bool,
 ) -> anyhow::Result<(Duration, Option<f64>)> {
+    let t0 = Instant::now();
     let link = api.new_consultation(None).await?;
     let (_, token, key) = parse_link(&link.url)?;
     let opts = |ws_url: String, seat: Seat, link_key, auto_admit| CallOptions {
@@ -90,7 +91,11 @@ async fn through_node(
     .await?;
     let mut admitted = None;
     let elapsed = loop {
-        match tokio::time::timeout(Duration::from_secs(20), d_events.recv()).await? {
+        let ev = tokio::time::timeout(Duration::from_secs(20), d_events.recv()).await?;
+        if std::env::var_os("BENCH_TRACE").is_some() {
+            eprintln!("{:?} {ev:?}", t0.elapsed());
+        }
+        match ev {
             Some(AgentEvent::Admitted) => admitted = Some(Instant::now()),
             Some(AgentEvent::FirstVideoFrame { .. }) => {
                 break admitted.map(|t| t.elapsed()).unwrap_or_default();
@@ -191,6 +196,11 @@ fn summary(name: &str, mut v: Vec<Duration>) {
 async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
+    }
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
     }
     // `cargo bench` passes `--bench`; anything else is a smoke run.
     let runs = if std::env::args().any(|a| a == "--bench") {

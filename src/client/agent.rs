@@ -767,12 +767,14 @@ impl Run {
                 let Some(peer) = &self.peer else {
                     return Flow::Go;
                 };
-                // An answer to an offer a newer one replaced: nothing to do.
-                if self.offer_pending.take().is_none() {
-                    tracing::debug!("answer without a pending offer ignored");
-                    return Flow::Go;
-                }
+                self.offer_pending = None;
                 if let Err(e) = peer.apply_answer(&sdp).await {
+                    // While restoring the media, an answer may come for an
+                    // offer a newer one replaced: nothing to do with it.
+                    if self.recovery.is_some() {
+                        tracing::debug!(error = %format!("{e:#}"), "stale answer ignored");
+                        return Flow::Go;
+                    }
                     return Flow::Stop(EndCause::MediaFailed(format!("{e:#}")));
                 }
                 self.remote_sdp = Some(sdp);

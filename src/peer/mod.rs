@@ -536,6 +536,11 @@ impl Peer {
         } else {
             RELAY_ACCEPTANCE_WAIT
         }));
+        // A peer-reflexive remote is usually the other side's host candidate
+        // seen in its first check, before the candidate itself came through
+        // the node; webrtc waits 1 s before accepting such a pair, which every
+        // call through the node paid.
+        settings = settings.with_prflx_acceptance_min_wait(Some(Duration::ZERO));
         let builder = PeerConnectionBuilder::new().with_setting_engine(settings.build());
         let pc = builder
             .with_configuration(config.build())
