@@ -49,6 +49,8 @@ const SLAB: usize = 256 << 10;
 const QUEUE: usize = 4096;
 /// Frames queued to one TCP client; beyond, new ones are dropped.
 const TCP_QUEUE: usize = 512;
+/// Ready inputs the core handles per wake-up, beyond the one that woke it.
+const BATCH: usize = 64;
 /// TCP and TLS clients at once (each listener).
 const MAX_TCP_CLIENTS: usize = 1024;
 /// A TLS client that has not finished its handshake by then is dropped.
@@ -106,6 +108,9 @@ pub struct TurnMetrics {
     relayed_packets: AtomicU64,
     relayed_bytes: AtomicU64,
     dropped_packets: AtomicU64,
+    /// Peer datagrams a relay socket's reader could not hand to the core
+    /// (its queue was full); counted apart from the core's drops.
+    queue_dropped: AtomicU64,
     forbidden: AtomicU64,
     unauthorized: AtomicU64,
     over_quota: AtomicU64,
@@ -122,7 +127,8 @@ pub struct TurnMetricsSnapshot {
     pub relayed_packets: u64,
     /// Payload bytes relayed, both directions.
     pub relayed_bytes: u64,
-    /// Packets dropped (no permission or channel, over bandwidth).
+    /// Packets dropped (no permission or channel, over bandwidth, the
+    /// relay's own queue full).
     pub dropped_packets: u64,
     /// Requests refused with 403 (peer policy).
     pub forbidden: u64,
@@ -153,7 +159,7 @@ impl TurnMetrics {
             allocations_created: self.allocations_created.load(r),
             relayed_packets: self.relayed_packets.load(r),
             relayed_bytes: self.relayed_bytes.load(r),
-            dropped_packets: self.dropped_packets.load(r),
+            dropped_packets: self.dropped_packets.load(r) + self.queue_dropped.load(r),
             forbidden: self.forbidden.load(r),
             unauthorized: self.unauthorized.load(r),
             over_quota: self.over_quota.load(r),
@@ -402,6 +408,27 @@ impl Core {
                     self.server.handle_timeout(Instant::now());
                 }
             }
+            // Whatever else is ready already, up to a batch: one wake-up,
+            // one timer update and one metrics update for many packets.
+            for _ in 0..BATCH {
+                let mut progressed = false;
+                if let Ok((n, from)) = udp.try_recv_from(&mut buf) {
+                    let five = FiveTuple {
+                        transport: Transport::Udp,
+                        client: from,
+                        server: self.udp_addr,
+                    };
+                    self.client_input(five, &buf[..n]).await;
+                    progressed = true;
+                }
+                if let Ok(ev) = rx.try_recv() {
+                    self.event(ev).await;
+                    progressed = true;
+                }
+                if !progressed {
+                    break;
+                }
+            }
             self.drain_outputs();
             self.metrics
                 .publish(self.server.allocation_count(), self.server.stats());
@@ -509,7 +536,12 @@ impl Core {
         let id = self.server.allocation_bound(now(), p, addr, &mut self.out);
         if let (Some(id), Some(sock)) = (id, sock) {
             let sock = Arc::new(sock);
-            let reader = tokio::spawn(relay_reader(id, Arc::clone(&sock), self.tx.clone()));
+            let reader = tokio::spawn(relay_reader(
+                id,
+                Arc::clone(&sock),
+                self.tx.clone(),
+                Arc::clone(&self.metrics),
+            ));
             self.relays.insert(id, Relay { sock, reader });
             tracing::debug!(alloc = %id, "turn: allocation created");
         }
@@ -554,7 +586,12 @@ fn relay_port_order(range: std::ops::RangeInclusive<u16>, start: u16) -> impl It
 }
 
 /// Receives peer datagrams on one relay socket into a shared slab.
-async fn relay_reader(alloc: AllocId, sock: Arc<UdpSocket>, tx: mpsc::Sender<Event>) {
+async fn relay_reader(
+    alloc: AllocId,
+    sock: Arc<UdpSocket>,
+    tx: mpsc::Sender<Event>,
+    metrics: Arc<TurnMetrics>,
+) {
     let mut slab = BytesMut::with_capacity(SLAB);
     loop {
         slab.reserve(FRAME_HEADROOM + MAX_DATAGRAM + FRAME_TAILROOM);
@@ -577,7 +614,9 @@ async fn relay_reader(alloc: AllocId, sock: Arc<UdpSocket>, tx: mpsc::Sender<Eve
             len,
         }) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.queue_dropped.fetch_add(1, Ordering::Relaxed);
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }
