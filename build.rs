@@ -4,22 +4,30 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    // Read when the script runs, not when it was compiled: a build script
+    // binary may be reused for a checkout in another place.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let web = Path::new(&manifest_dir).join("web");
     println!("cargo:rerun-if-changed=web");
     let mut files = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&web) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let servable = matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("html" | "js" | "css" | "svg" | "png" | "ico" | "woff2")
-            );
-            if path.is_file() && servable {
-                println!("cargo:rerun-if-changed={}", path.display());
-                files.push(path);
-            }
+    let entries = std::fs::read_dir(&web)
+        .unwrap_or_else(|e| panic!("the patient page's directory {}: {e}", web.display()));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let servable = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("html" | "js" | "css" | "svg" | "png" | "ico" | "woff2")
+        );
+        if path.is_file() && servable {
+            println!("cargo:rerun-if-changed={}", path.display());
+            files.push(path);
         }
     }
+    assert!(
+        files.iter().any(|p| p.ends_with("index.html")),
+        "no index.html in {}",
+        web.display()
+    );
     files.sort();
     let mut out = String::from(
         "/// The patient page's files: (name, bytes).\npub static ASSETS: &[(&str, &[u8])] = &[\n",
