@@ -89,7 +89,7 @@ pub fn is_feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
 
 /// The worst loss fraction among the report blocks of a receiver or sender
 /// report.
-fn fraction_lost(packet: &dyn rtc::rtcp::Packet) -> Option<f64> {
+pub fn fraction_lost(packet: &dyn rtc::rtcp::Packet) -> Option<f64> {
     let any = packet.as_any();
     let reports = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
         &rr.reports

@@ -6,7 +6,7 @@
 //! Opus is cheap enough to run inline.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,7 +21,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::congestion::RateController;
+use super::congestion::{RateController, fraction_lost};
 use super::keyframe::is_keyframe_request;
 use super::stats::bump;
 use super::tap::{MediaTap, VideoFrame, black_i420};
@@ -244,8 +244,16 @@ impl Tone {
     }
 }
 
-/// Loss the Opus encoder plans its in-band FEC for, percent.
+/// Loss the Opus encoder plans its in-band FEC for, percent, until the
+/// receiver reports what it sees.
 const OPUS_EXPECTED_LOSS_PCT: i32 = 10;
+
+/// The loss the Opus encoder plans its FEC for, from a reported loss
+/// fraction: what was seen, at least 5 % (a little protection costs
+/// little), at most 50 %.
+pub fn opus_fec_loss_pct(fraction_lost: f64) -> u32 {
+    ((fraction_lost * 100.0).round() as u32).clamp(5, 50)
+}
 
 /// A mono Opus encoder for 20 ms frames at 48 kHz, with in-band forward
 /// error correction: each packet also carries a coarse copy of the previous
@@ -565,9 +573,44 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
     let mut tone = Tone::new(hz);
     let mut packet = vec![0u8; 1500];
     let mut tick = tokio::time::interval(AUDIO_FRAME_DURATION);
+    // The receiver's reports on the audio stream: the loss they state sets
+    // how much in-band FEC the encoder spends. Reading them also keeps the
+    // track's event queue from filling up.
+    let loss_pct = Arc::new(AtomicU32::new(OPUS_EXPECTED_LOSS_PCT as u32));
+    let watcher = {
+        let track = Arc::clone(&target.track);
+        let loss_pct = Arc::clone(&loss_pct);
+        tokio::spawn(async move {
+            loop {
+                match track.poll().await {
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                        if let Some(loss) = packets
+                            .iter()
+                            .filter_map(|p| fraction_lost(p.as_ref()))
+                            .reduce(f64::max)
+                        {
+                            loss_pct.store(opus_fec_loss_pct(loss), Ordering::Relaxed);
+                        }
+                    }
+                    Some(_) => {}
+                    None => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        })
+    };
+    let _stop_watcher = AbortOnDrop(watcher);
+    let mut planned = OPUS_EXPECTED_LOSS_PCT as u32;
     info!(hz, "sending audio");
     loop {
         tick.tick().await;
+        let wanted = loss_pct.load(Ordering::Relaxed);
+        if wanted != planned
+            && encoder
+                .set_packet_loss_perc(i32::try_from(wanted).unwrap_or(OPUS_EXPECTED_LOSS_PCT))
+                .is_ok()
+        {
+            planned = wanted;
+        }
         let mut pcm = tone.next_frame();
         if shared.tap.as_ref().is_some_and(MediaTap::audio_muted) {
             pcm.fill(0);
@@ -1011,6 +1054,13 @@ mod tests {
             .expect("bitrate");
         let (new, old) = rebuilt(plain);
         assert!(new < old, "no FEC: {new} at 1000 Hz vs {old} at 440 Hz");
+    }
+
+    #[test]
+    fn fec_is_planned_for_the_reported_loss_within_bounds() {
+        assert_eq!(opus_fec_loss_pct(0.0), 5);
+        assert_eq!(opus_fec_loss_pct(0.12), 12);
+        assert_eq!(opus_fec_loss_pct(0.9), 50);
     }
 
     #[test]
