@@ -528,6 +528,12 @@ impl Config {
                         .into(),
                 );
             }
+            if self.turn_tls_name.is_none() && !self.acme() {
+                return invalid(
+                    "turn_tls_name",
+                    "set the name the certificate is for: peers check it on turns: URLs".into(),
+                );
+            }
             let taken = [
                 Some(self.listen),
                 Some(self.admin_listen),
@@ -882,6 +888,24 @@ mod tests {
         assert!(err.contains("already another listener"), "{err}");
         let err = key("turn_tls_name = \"not a name\"");
         assert!(err.starts_with("turn_tls_name:"), "{err}");
+        // With certificate files (no ACME domain to take it from), the
+        // name must be given.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, pem_key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, "x").expect("write");
+        std::fs::write(&pem_key, "x").expect("write");
+        let files = format!(
+            "turn_tls_listen = \"127.0.0.1:5349\"\ntls_cert = {:?}\ntls_key = {:?}",
+            cert.display().to_string(),
+            pem_key.display().to_string()
+        );
+        let err = key(&files);
+        assert!(err.starts_with("turn_tls_name:"), "{err}");
+        let named = Config::from_toml(&format!(
+            "{files}\nturn_tls_name = \"video.clinic.example\""
+        ))
+        .expect("parses");
+        named.validate().expect("valid with a name");
 
         let c = Config::from_toml(
             "turn_tls_listen = \"127.0.0.1:5349\"\nacme_domains = [\"a.example.org\"]",

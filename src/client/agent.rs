@@ -224,7 +224,7 @@ impl CallAgent {
     pub async fn start(
         opts: CallOptions,
     ) -> anyhow::Result<(CallAgent, mpsc::UnboundedReceiver<AgentEvent>)> {
-        let ws = connect(&opts.ws_url, &opts.trust)
+        let ws = connect(&opts.ws_url, &opts.trust, CONNECT_TIMEOUT)
             .await
             .context("connecting to the node's signalling socket")?;
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -278,8 +278,13 @@ const SIGNALLING_GRACE: Duration = Duration::from_secs(300);
 const MEDIA_GRACE: Duration = Duration::from_secs(90);
 /// A signalling socket silent this long after a probe is taken for dead.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// A signalling (re)connection that takes longer is abandoned.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first signalling connection that takes longer is abandoned.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A reconnection that takes longer is abandoned (and tried again): it
+/// runs inside the call's loop, and a lost SYN is retried after 1 s.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+/// After an answer, how long a restart gets to work before another.
+const RESTART_PATIENCE: Duration = Duration::from_secs(10);
 /// While the media is interrupted, the doctor offers a restart this often.
 const RESTART_EVERY: Duration = Duration::from_secs(4);
 
@@ -293,6 +298,8 @@ struct Recovery {
     next_offer: Option<Instant>,
     /// ICE failed: the next offer comes from a fresh peer.
     fresh_peer: bool,
+    /// ICE failed since the last offer: offer now, whatever is pending.
+    offer_now: bool,
 }
 
 impl Reconnect {
@@ -334,6 +341,11 @@ struct Run {
     recovery: Option<Recovery>,
     /// Doctor: when the offer still waiting for its answer was sent.
     offer_pending: Option<Instant>,
+    /// Doctor: when the last offer was sent.
+    last_offer: Option<Instant>,
+    /// The node welcomed us on the current socket (offers sealed before
+    /// that would belong to the old epoch).
+    welcomed: bool,
     /// A probe of the signalling socket is out: silence until then means
     /// the socket is dead (a TCP connection stuck after an outage).
     probe_deadline: Option<Instant>,
@@ -372,6 +384,8 @@ impl Run {
             reconnect: None,
             recovery: None,
             offer_pending: None,
+            last_offer: None,
+            welcomed: false,
             probe_deadline: None,
         }
     }
@@ -441,6 +455,8 @@ impl Run {
     /// there is nothing to keep.
     fn signalling_lost(&mut self, socket: &mut Option<Socket>) -> Flow {
         *socket = None;
+        self.welcomed = false;
+        self.probe_deadline = None;
         // Envelopes sealed for the old connection are useless on a new one
         // (the seat starts a new epoch); the media does not need them.
         self.outbox.clear();
@@ -514,7 +530,7 @@ impl Run {
                 }
                 () = sleep_opt(restart_at) => self.restart_media(socket.is_some()).await,
                 () = sleep_opt(retry_at) => {
-                    match connect(&self.opts.ws_url, &self.opts.trust).await {
+                    match connect(&self.opts.ws_url, &self.opts.trust, RECONNECT_TIMEOUT).await {
                         Ok(ws) => {
                             tracing::info!("signalling reconnected");
                             socket = Some(ws.split());
@@ -596,13 +612,6 @@ impl Run {
     }
 
     async fn on_server(&mut self, m: ServerMsg) -> Flow {
-        // Whatever the node says, the socket is alive.
-        self.probe_deadline = None;
-        if let Some(r) = self.recovery.as_mut()
-            && r.next_offer.is_none()
-        {
-            r.next_offer = Some(Instant::now());
-        }
         match m {
             ServerMsg::Welcome {
                 consultation,
@@ -621,6 +630,7 @@ impl Run {
                         "node answered for another consultation".into(),
                     ));
                 }
+                self.welcomed = true;
                 // A reconnect keeps the opener: epochs seen before stay refused.
                 if self.opener.is_none() || self.consultation.as_deref() != Some(&consultation) {
                     self.opener = Some(Opener::new(
@@ -725,7 +735,18 @@ impl Run {
                     Flow::Stop(EndCause::Refused(code.as_str().to_owned()))
                 }
             }
-            ServerMsg::Pong => Flow::Go,
+            ServerMsg::Pong => {
+                // The answer to our probe (or a keep-alive): the socket is
+                // alive. While the media is down, that means only the media
+                // path broke: restart it now.
+                self.probe_deadline = None;
+                if let Some(r) = self.recovery.as_mut()
+                    && r.next_offer.is_none()
+                {
+                    r.next_offer = Some(Instant::now());
+                }
+                Flow::Go
+            }
             #[allow(unreachable_patterns)]
             _ => Flow::Go,
         }
@@ -853,16 +874,22 @@ impl Run {
             since: now,
             next_offer: None,
             fresh_peer: false,
+            offer_now: false,
         });
-        if failed && !r.fresh_peer {
-            // New sockets, bound to the interfaces as they are now.
+        if failed {
+            // New sockets, bound to the interfaces as they are now; and the
+            // attempt in progress, if any, is over.
             r.fresh_peer = true;
+            r.offer_now = true;
             r.next_offer = Some(now);
         }
         // Is the node still there? An answer means only the media path
-        // broke: then restart it at once (see `on_server`).
-        self.outbox.push(ClientMsg::Ping);
-        self.probe_deadline.get_or_insert(now + PROBE_TIMEOUT);
+        // broke: then restart it at once (see `on_server`). Without a
+        // socket the reconnect loop is at work already.
+        if self.reconnect.is_none() {
+            self.outbox.push(ClientMsg::Ping);
+            self.probe_deadline.get_or_insert(now + PROBE_TIMEOUT);
+        }
     }
 
     /// Doctor, media down: the next restart offer (once signalling is up;
@@ -872,13 +899,22 @@ impl Run {
             return Flow::Go;
         };
         r.next_offer = Some(Instant::now() + RESTART_EVERY);
-        let answer_due = self
-            .offer_pending
-            .is_some_and(|t| t.elapsed() < RESTART_EVERY);
-        if !signalling_up || !self.admitted || answer_due {
+        // The last attempt still has time: its answer is due, or ICE is
+        // working with it — unless ICE has failed since.
+        let busy = match (self.offer_pending, self.last_offer) {
+            (Some(sent), _) => sent.elapsed() < RESTART_EVERY,
+            (None, Some(sent)) => sent.elapsed() < RESTART_PATIENCE,
+            (None, None) => false,
+        };
+        if !signalling_up || !self.welcomed || !self.admitted || (busy && !r.offer_now) {
             return Flow::Go;
         }
-        self.start_call().await
+        r.offer_now = false;
+        let flow = self.start_call().await;
+        if let Some(r) = self.recovery.as_mut() {
+            r.next_offer = Some(Instant::now() + RESTART_EVERY);
+        }
+        flow
     }
 
     /// Doctor: a brand-new peer and offer.
@@ -905,6 +941,7 @@ impl Run {
         };
         self.local_sdp = Some(offer.clone());
         self.offer_pending = Some(Instant::now());
+        self.last_offer = self.offer_pending;
         self.seal_flow(&Payload::Offer { sdp: offer })
     }
 
@@ -976,10 +1013,14 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Opens the signalling socket, without Nagle's delay: signalling messages
 /// are small and each one matters now.
-async fn connect(url: &str, trust: &Trust) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+async fn connect(
+    url: &str,
+    trust: &Trust,
+    within: Duration,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let connecting =
         tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(trust.connector()));
-    let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+    let (ws, _) = tokio::time::timeout(within, connecting)
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     Ok(ws)

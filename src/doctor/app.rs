@@ -553,6 +553,15 @@ impl DoctorApp {
                 ui.label("Connecting…");
             }
         });
+        if call.sas_changed {
+            ui.label(
+                RichText::new(
+                    "The connection was rebuilt with new keys: the security code changed. \
+                     Read the new one aloud.",
+                )
+                .color(AMBER),
+            );
+        }
         if call.peer_left {
             ui.label(
                 RichText::new("The patient's connection dropped; waiting for them to come back.")

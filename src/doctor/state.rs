@@ -203,6 +203,9 @@ pub struct CallView {
     pub signalling_lost: bool,
     /// The media path stopped answering; telenode is restoring it.
     pub media_interrupted: bool,
+    /// The connection was rebuilt with new keys: the security code shown
+    /// now differs from the one read aloud before.
+    pub sas_changed: bool,
 }
 
 /// The consultation in progress.
@@ -506,6 +509,9 @@ impl State {
             } => {
                 let call = &mut a.call;
                 call.connected_at.get_or_insert(now);
+                if call.sas.as_ref().is_some_and(|old| *old != sas) {
+                    call.sas_changed = true;
+                }
                 call.sas = Some(sas);
                 call.local_candidate = Some(local_candidate);
                 call.remote_candidate = Some(remote_candidate);
@@ -1062,6 +1068,19 @@ mod tests {
         assert_eq!(indicator(call).quality, Quality::Poor);
         s.handle_event(t, connected());
         assert!(!s.active.as_ref().unwrap().call.media_interrupted);
+        assert!(!s.active.as_ref().unwrap().call.sas_changed, "same code");
+        // Rebuilt with new keys: a new code, and the window says so.
+        s.handle_event(
+            t,
+            NetEvent::Agent(AgentEvent::Connected {
+                local_candidate: "host".into(),
+                remote_candidate: "host".into(),
+                sas: "654321".into(),
+            }),
+        );
+        let call = &s.active.as_ref().unwrap().call;
+        assert!(call.sas_changed);
+        assert_eq!(call.sas.as_deref(), Some("654321"));
     }
 
     #[test]

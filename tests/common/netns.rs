@@ -214,6 +214,7 @@ impl Lab {
                 c.args(["--tls-cert", &cert, "--tls-key", &key])
                     .args(["--turn-listen", &format!("{NODE_P}:{TURN_PORT}")])
                     .args(["--turn-tls-listen", &format!("{NODE_P}:{TURN_TLS_PORT}")])
+                    .args(["--turn-tls-name", &NODE_P.to_string()])
                     .args(["--turn-allow-peer", "10.77.0.0/16"])
                     .arg("--data-dir")
                     .arg(&data);
