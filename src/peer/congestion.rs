@@ -20,9 +20,6 @@ const GROWTH: f64 = 1.08;
 /// The target bitrate of one video sender.
 #[derive(Debug, Clone)]
 pub struct RateController {
-    /// Our stream: report blocks about other streams are not ours to act on
-    /// (a browser may bundle the audio and video blocks in one packet).
-    ssrc: u32,
     kbps: f64,
     min_kbps: f64,
     max_kbps: f64,
@@ -33,10 +30,9 @@ pub struct RateController {
 impl RateController {
     /// Starts at `max_kbps` (what the resolution is configured for) and
     /// never leaves `min_kbps..=max_kbps`.
-    pub fn new(ssrc: u32, min_kbps: u32, max_kbps: u32) -> RateController {
+    pub fn new(min_kbps: u32, max_kbps: u32) -> RateController {
         let max = f64::from(max_kbps.max(min_kbps));
         RateController {
-            ssrc,
             kbps: max,
             min_kbps: f64::from(min_kbps),
             max_kbps: max,
@@ -71,7 +67,7 @@ impl RateController {
 
     /// Applies whatever congestion feedback `packet` carries.
     pub fn on_rtcp(&mut self, packet: &dyn rtc::rtcp::Packet) {
-        if let Some(loss) = fraction_lost(packet, self.ssrc) {
+        if let Some(loss) = fraction_lost(packet) {
             self.on_loss(loss);
         }
         if let Some(remb) = packet
@@ -91,9 +87,13 @@ pub fn is_feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
         || any.is::<ReceiverEstimatedMaximumBitrate>()
 }
 
-/// The worst loss fraction among the report blocks about stream `ssrc` in a
-/// receiver or sender report.
-pub fn fraction_lost(packet: &dyn rtc::rtcp::Packet, ssrc: u32) -> Option<f64> {
+/// The worst loss fraction among the report blocks of a receiver or sender
+/// report. Blocks about the other streams count too: the streams of a call
+/// share one path (bundled on one transport), and loss on any of them is
+/// loss on that path. Acting on our own stream's blocks only let a sender
+/// whose packets happened to get through keep its rate while the other
+/// direction starved on a shared bottleneck (tests/congestion.rs).
+pub fn fraction_lost(packet: &dyn rtc::rtcp::Packet) -> Option<f64> {
     let any = packet.as_any();
     let reports = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
         &rr.reports
@@ -104,7 +104,6 @@ pub fn fraction_lost(packet: &dyn rtc::rtcp::Packet, ssrc: u32) -> Option<f64> {
     };
     reports
         .iter()
-        .filter(|r| r.ssrc == ssrc)
         .map(|r| f64::from(r.fraction_lost) / 256.0)
         .reduce(f64::max)
 }
@@ -126,7 +125,7 @@ mod tests {
 
     #[test]
     fn heavy_loss_backs_off_and_clean_reports_climb_back() {
-        let mut c = RateController::new(0, 100, 1000);
+        let mut c = RateController::new(100, 1000);
         assert_eq!(c.target_kbps(), 1000);
         // 25 % loss: 1000 × (1 − 0.125).
         c.on_rtcp(&rr(64));
@@ -149,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_receiver_estimate_caps_the_target() {
-        let mut c = RateController::new(0, 100, 1000);
+        let mut c = RateController::new(100, 1000);
         let remb = ReceiverEstimatedMaximumBitrate {
             bitrate: 300_000.0,
             ..ReceiverEstimatedMaximumBitrate::default()
@@ -165,18 +164,13 @@ mod tests {
 
     #[test]
     fn the_worst_block_counts_and_other_packets_are_ignored() {
-        let mut c = RateController::new(0, 100, 1000);
+        let mut c = RateController::new(100, 1000);
         let mut report = rr(0);
         report.reports.push(ReceptionReport {
             fraction_lost: 128,
             ..ReceptionReport::default()
         });
         c.on_rtcp(&report);
-        assert_eq!(c.target_kbps(), 750);
-        // A block about another stream is not ours.
-        let mut other = rr(255);
-        other.reports[0].ssrc = 7;
-        c.on_rtcp(&other);
         assert_eq!(c.target_kbps(), 750);
         let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
             sender_ssrc: 1,

@@ -579,7 +579,6 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
     let loss_pct = Arc::new(AtomicU32::new(OPUS_EXPECTED_LOSS_PCT as u32));
     let watcher = {
         let track = Arc::clone(&target.track);
-        let ssrc = target.ssrc;
         let loss_pct = Arc::clone(&loss_pct);
         tokio::spawn(async move {
             loop {
@@ -587,7 +586,7 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
                     Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
                         if let Some(loss) = packets
                             .iter()
-                            .filter_map(|p| fraction_lost(p.as_ref(), ssrc))
+                            .filter_map(|p| fraction_lost(p.as_ref()))
                             .reduce(f64::max)
                         {
                             loss_pct.store(opus_fec_loss_pct(loss), Ordering::Relaxed);
@@ -689,7 +688,7 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
         let track = Arc::clone(&target.track);
         let wanted = Arc::clone(&keyframe_wanted);
         let shared = Arc::clone(&shared);
-        let mut rate = RateController::new(target.ssrc, MIN_VIDEO_KBPS.min(bitrate), bitrate);
+        let mut rate = RateController::new(MIN_VIDEO_KBPS.min(bitrate), bitrate);
         tokio::spawn(async move {
             loop {
                 match track.poll().await {
