@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Node;
-use common::browser::{Chromium, READ_STATS, eval, join_as_patient, wait_true};
+use common::browser::{Chromium, READ_STATS, eval, hang_up, join_as_patient, page_sas, wait_true};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -116,22 +116,11 @@ async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
     assert_eq!(s2["pair"], "host");
 
     // Same short authentication string on both sides.
-    let page_sas = eval(&page, "document.querySelector('#sas').textContent").await;
-    let digits: String = page_sas
-        .as_str()
-        .unwrap_or_default()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    assert_eq!(digits, doctor_sas, "SAS on the page: {page_sas}");
+    let digits = page_sas(&page).await;
+    assert_eq!(digits, doctor_sas, "SAS on the page: {digits}");
 
     // The patient hangs up through the page; the doctor's call ends cleanly.
-    page.find_element("#btn-hangup")
-        .await
-        .expect("hang-up")
-        .click()
-        .await
-        .expect("click");
+    hang_up(&page).await;
     loop {
         let ev = next_event().await;
         if ev["event"] == "ended" {

@@ -8,24 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, patient_options, wait_end, wait_for};
+use common::{Node, metric, patient_options, wait_end, wait_for};
 use telenode::client::{AgentEvent, CallAgent, EndCause, parse_link};
-
-async fn metrics(node: &Node) -> String {
-    let admin = node.running.as_ref().expect("running").admin_addr;
-    reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body")
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
-}
 
 /// Starts doctor and patient with `force_relay` on `node`.
 async fn relay_call(
@@ -51,7 +35,7 @@ async fn relay_call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_peers_call_through_the_embedded_relay() {
     let node = Node::start_relaying().await;
-    let before = metrics(&node).await;
+    let before = node.metrics().await;
     assert_eq!(metric(&before, "telenode_turn_allocations"), 0.0);
     assert_eq!(metric(&before, "telenode_turn_relayed_bytes_total"), 0.0);
 
@@ -81,7 +65,7 @@ async fn native_peers_call_through_the_embedded_relay() {
     .expect("doctor decodes a frame");
     let setup = first_frame - admitted;
 
-    let during = metrics(&node).await;
+    let during = node.metrics().await;
     assert!(
         metric(&during, "telenode_turn_allocations") >= 2.0,
         "{during}"
@@ -106,7 +90,7 @@ async fn native_peers_call_through_the_embedded_relay() {
         started.elapsed()
     );
 
-    let after = metrics(&node).await;
+    let after = node.metrics().await;
     assert!(
         metric(&after, "telenode_turn_relayed_packets_total") > 200.0,
         "{after}"
@@ -155,7 +139,7 @@ async fn relay_to_loopback_refused_without_allow_list() {
     let ((doctor, mut d_events), (patient, _p_events)) = relay_call(&node).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     let refused = loop {
-        let text = metrics(&node).await;
+        let text = node.metrics().await;
         let refused = metric(&text, "telenode_turn_refused_total{code=\"403\"}");
         if refused > 0.0 || Instant::now() > deadline {
             break refused;
@@ -163,7 +147,7 @@ async fn relay_to_loopback_refused_without_allow_list() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(refused > 0.0, "no 403 counted");
-    let text = metrics(&node).await;
+    let text = node.metrics().await;
     assert_eq!(metric(&text, "telenode_turn_relayed_packets_total"), 0.0);
     // The call cannot connect over the relay.
     while let Ok(ev) = d_events.try_recv() {

@@ -71,13 +71,7 @@ async fn a_congested_relay_makes_the_senders_back_off() {
     })
     .await;
     let (d, p) = relayed_call(&node, 24).await;
-    let admin = node.running.as_ref().expect("running").admin_addr;
-    let metrics = reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
+    let metrics = node.metrics().await;
     for l in metrics.lines().filter(|l| l.starts_with("telenode_turn")) {
         eprintln!("{l}");
     }

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Node;
-use common::browser::{Chromium, eval, join_as_patient};
+use common::browser::{Chromium, hang_up, join_as_patient, page_sas};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -252,13 +252,7 @@ async fn doctor_window_admits_a_browser_patient_and_shows_their_video() {
         "the window decodes and shows the patient's video: {stats}"
     );
     let sas = sas.expect("connected");
-    let page_sas = eval(&page, "document.querySelector('#sas').textContent").await;
-    let digits: String = page_sas
-        .as_str()
-        .unwrap_or_default()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
+    let digits = page_sas(&page).await;
     assert_eq!(digits, sas, "same SAS on both sides");
 
     // Screenshots of the display: the remote video region is non-uniform
@@ -298,12 +292,7 @@ async fn doctor_window_admits_a_browser_patient_and_shows_their_video() {
 
     // The patient hangs up; the window shows the end, goes back to the list
     // (scripted "done") and closes (scripted "quit") with status 0.
-    page.find_element("#btn-hangup")
-        .await
-        .expect("hang-up")
-        .click()
-        .await
-        .expect("click");
+    hang_up(&page).await;
     loop {
         let ev = next_event().await;
         if ev["event"] == "ended" {

@@ -14,7 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Chromium, READ_STATS, eval, join_as_patient};
+use common::browser::{Chromium, READ_STATS, eval, hang_up, join_as_patient, page_sas};
 use common::netns::{Doctor, Lab, isolated};
 use serde_json::Value;
 
@@ -140,21 +140,10 @@ async fn scenario() {
     assert!(patient_back < Duration::from_secs(5), "{patient_back:?}");
     // A fresh peer: new keys, and both sides show the same new code.
     let sas = sas.expect("the doctor reconnected with a fresh peer");
-    let page_sas = eval(&page, "document.querySelector('#sas').textContent").await;
-    let digits: String = page_sas
-        .as_str()
-        .unwrap_or_default()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
+    let digits = page_sas(&page).await;
     assert_eq!(digits, sas, "the page shows the doctor's new code");
 
-    page.find_element("#btn-hangup")
-        .await
-        .expect("hang-up")
-        .click()
-        .await
-        .expect("click");
+    hang_up(&page).await;
     loop {
         let ev = doctor.next_event().await;
         if ev["event"] == "ended" {

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Chromium, READ_STATS, eval, join_as_patient, wait_true};
+use common::browser::{Chromium, READ_STATS, eval, hang_up, join_as_patient, wait_true};
 use common::netns::{DOCTOR, Lab, NODE_D, NODE_P, PATIENT, TURN_PORT, TURN_TLS_PORT};
 use common::netns::{answers, isolated};
 
@@ -166,12 +166,7 @@ async fn scenario(block: Block) {
     let relayed = node.metric("telenode_turn_relayed_bytes_total").await;
     assert!(relayed > 100_000.0, "relayed {relayed} bytes");
 
-    page.find_element("#btn-hangup")
-        .await
-        .expect("hang-up")
-        .click()
-        .await
-        .expect("click");
+    hang_up(&page).await;
     loop {
         let ev = doctor.next_event().await;
         if ev["event"] == "ended" {

@@ -59,7 +59,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Node, patient_options, wait_end, wait_for};
+use common::{Node, metric, patient_options, wait_end, wait_for};
 use telenode::client::{AgentEvent, CallAgent, EndCause, parse_link};
 use telenode::peer::MediaStats;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -938,22 +938,6 @@ fn is_sqlite_sidecar(path: &Path, before: &BTreeMap<PathBuf, u64>) -> bool {
 // ---------------------------------------------------------------------------
 // The call
 
-async fn metrics(node: &Node) -> String {
-    let admin = node.running.as_ref().expect("running").admin_addr;
-    reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body")
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
-}
-
 fn latest_stats(events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>) -> MediaStats {
     let mut last = None;
     while let Ok(ev) = events.try_recv() {
@@ -1016,7 +1000,7 @@ async fn relay_forwards_only_protected_media_and_stores_none() {
     // comparison meaningful.
     let started = Instant::now();
     let relayed = loop {
-        let text = metrics(&node).await;
+        let text = node.metrics().await;
         let relayed = metric(&text, "telenode_turn_relayed_bytes_total");
         if relayed >= MIN_RELAYED_BYTES || started.elapsed() > Duration::from_secs(60) {
             break relayed;
@@ -1040,7 +1024,7 @@ async fn relay_forwards_only_protected_media_and_stores_none() {
     wait_end(&mut p_events, Duration::from_secs(5)).await;
     doctor.join().await;
     patient.join().await;
-    let text = metrics(&node).await;
+    let text = node.metrics().await;
     let relayed = metric(&text, "telenode_turn_relayed_bytes_total");
     let relayed_packets = metric(&text, "telenode_turn_relayed_packets_total");
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -196,3 +196,24 @@ pub async fn join_as_patient(page: &Page, url: &str, name: &str) {
         .await
         .expect("click");
 }
+
+/// The six digits of the short authentication string the page shows.
+pub async fn page_sas(page: &Page) -> String {
+    eval(page, "document.querySelector('#sas').textContent")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
+}
+
+/// Hangs up through the page's own button.
+pub async fn hang_up(page: &Page) {
+    page.find_element("#btn-hangup")
+        .await
+        .expect("hang-up")
+        .click()
+        .await
+        .expect("click");
+}

@@ -293,3 +293,28 @@ pub async fn wait_end(
         }
     }
 }
+
+/// The Prometheus text at `url` (an operations listener's /metrics).
+pub async fn metrics_at(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body")
+}
+
+/// One series' value in Prometheus text.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+impl Node {
+    /// This node's /metrics.
+    pub async fn metrics(&self) -> String {
+        let admin = self.running.as_ref().expect("running").admin_addr;
+        metrics_at(&format!("http://{admin}/metrics")).await
+    }
+}

@@ -276,15 +276,7 @@ pub struct LabNode {
 impl LabNode {
     /// A counter or gauge from the node's `/metrics`.
     pub async fn metric(&self, series: &str) -> f64 {
-        let text = reqwest::get(&self.metrics)
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("body");
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+        super::metric(&super::metrics_at(&self.metrics).await, series)
     }
 }
 
