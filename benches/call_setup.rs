@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 use telenode::client::{
     AgentEvent, ApiClient, CallAgent, CallOptions, Seat, Trust, parse_link, ws_url,
 };
-use telenode::config::Config;
 use telenode::peer::{AudioSource, Peer, PeerEvent, PeerOptions, VideoSource};
-use telenode::store::{SqliteStore, Store};
+
+mod support;
+use support::BenchNode;
 
 /// Runs per path under `cargo bench`; `cargo test` runs the binary once as a
 /// smoke test (one run each) so the measurement code stays working.
@@ -208,33 +209,14 @@ async fn main() -> anyhow::Result<()> {
     } else {
         1
     };
-    let dir = tempfile::tempdir()?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        admin_listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().join("data"),
-        // The peers live on loopback, which the relay refuses by default.
-        turn_allow_peer: vec!["127.0.0.0/8".parse()?],
-        ..Config::default()
-    };
-    let store = Arc::new(SqliteStore::open(&config.data_dir, &config.key_file())?);
-    let hash = telenode::auth::new_password_hash("bench password 123")?;
-    let id = store.add_doctor("bench", "Dr. Bench", &hash, 0)?;
-    let secret = telenode::auth::new_totp_secret();
-    let factor = telenode::store::SecondFactor {
-        totp_secret: secret.to_vec(),
-        totp_last_step: 0,
-        recovery_hashes: Vec::new(),
-    };
-    store.set_credentials(id, None, &factor, 0)?;
-    let running = telenode::server::start(config, store as Arc<dyn Store>).await?;
-    let base = format!("http://{}", running.addr);
+    let server = BenchNode::start().await?;
+    let base = server.base.clone();
     let api = ApiClient::login_with_totp_secret(
         &Trust::default(),
         &base,
-        "bench",
-        "bench password 123",
-        &telenode::totp::base32_encode(&secret),
+        support::LOGIN,
+        support::PASSWORD,
+        &server.totp,
     )
     .await?;
 
@@ -258,11 +240,23 @@ async fn main() -> anyhow::Result<()> {
     println!("media round-trip time at the doctor, median of each call's first seconds");
     rtt_summary("direct path (host)", node_rtt);
     let relay_rtt = rtt_summary("through the node's TURN relay", relay_rtt);
+    let met = [
+        median(node) < Duration::from_secs(1),
+        median(relayed) < Duration::from_secs(2),
+        relay_rtt.is_some_and(|r| r < 5.0),
+    ];
     println!(
         "targets: set-up < 1000 ms {}; relayed set-up < 2000 ms {}; relayed RTT < 5 ms {}",
-        verdict(median(node) < Duration::from_secs(1)),
-        verdict(median(relayed) < Duration::from_secs(2)),
-        verdict(relay_rtt.is_some_and(|r| r < 5.0)),
+        verdict(met[0]),
+        verdict(met[1]),
+        verdict(met[2]),
+    );
+    server.running.shutdown(Duration::from_secs(2)).await;
+    // A missed budget fails `cargo bench` (the smoke run under `cargo test`
+    // is an unoptimised build and only checks the measurement works).
+    anyhow::ensure!(
+        runs < RUNS || met.iter().all(|m| *m),
+        "a call set-up or RTT target was missed"
     );
     Ok(())
 }

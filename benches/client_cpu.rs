@@ -19,17 +19,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use telenode::client::{CallAgent, CallOptions, Seat, Trust, parse_link};
-use telenode::config::Config;
 use telenode::peer::media::{TestPattern, decode_vp8, video_bitrate_kbps};
 use telenode::peer::{AudioSource, VideoSource};
-use telenode::store::{SqliteStore, Store};
 use telenode_vpx::{EncoderConfig, Vp8Decoder, Vp8Encoder};
 use tokio::io::AsyncBufReadExt;
+
+mod support;
+use support::{BenchNode, LOGIN, PASSWORD};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
 const FPS: u32 = 30;
-const PASSWORD: &str = "bench password 123";
 
 /// Clock ticks per second of `/proc/*/stat` times (USER_HZ, 100 on Linux).
 const TICKS: f64 = 100.0;
@@ -98,37 +98,17 @@ fn reference(window: Duration) -> anyhow::Result<Figures> {
 
 /// The doctor's process during a 720p30 call.
 async fn call(warmup: Duration, window: Duration) -> anyhow::Result<Figures> {
-    let dir = tempfile::tempdir()?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        admin_listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().join("data"),
-        ..Config::default()
-    };
-    let store = Arc::new(SqliteStore::open(&config.data_dir, &config.key_file())?);
-    let hash = telenode::auth::new_password_hash(PASSWORD)?;
-    let id = store.add_doctor("bench", "Dr. Bench", &hash, 0)?;
-    let secret = telenode::auth::new_totp_secret();
-    let factor = telenode::store::SecondFactor {
-        totp_secret: secret.to_vec(),
-        totp_last_step: 0,
-        recovery_hashes: Vec::new(),
-    };
-    store.set_credentials(id, None, &factor, 0)?;
-    let running = telenode::server::start(config, store as Arc<dyn Store>).await?;
-    let base = format!("http://{}", running.addr);
+    let node = BenchNode::start().await?;
+    let base = node.base.clone();
 
     let total = warmup + window + Duration::from_secs(5);
     let mut doctor = tokio::process::Command::new(env!("CARGO_BIN_EXE_telenode"))
-        .args(["doctor", "--headless", "--node", &base, "--login", "bench"])
+        .args(["doctor", "--headless", "--node", &base, "--login", LOGIN])
         .args(["--bind-ip", "127.0.0.1", "--video", "1280x720@30"])
         .args(["new-consultation", "--auto-admit", "--duration"])
         .arg(total.as_secs().to_string())
         .env("TELENODE_PASSWORD", PASSWORD)
-        .env(
-            "TELENODE_TOTP_SECRET",
-            telenode::totp::base32_encode(&secret),
-        )
+        .env("TELENODE_TOTP_SECRET", &node.totp)
         .env(
             "RUST_LOG",
             std::env::var("BENCH_DOCTOR_LOG").unwrap_or_else(|_| "warn".into()),
@@ -216,7 +196,7 @@ async fn call(warmup: Duration, window: Duration) -> anyhow::Result<Figures> {
     patient.hang_up();
     patient.join().await;
     let _ = doctor.kill().await;
-    running.shutdown(Duration::from_secs(2)).await;
+    node.running.shutdown(Duration::from_secs(2)).await;
     Ok(figures)
 }
 
@@ -254,6 +234,11 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(
         client.decoded_fps > floor && client.encoded_fps > floor,
         "the call did not run at a real frame rate"
+    );
+    anyhow::ensure!(
+        !bench || client.cores < 1.0,
+        "the client used {:.2} cores, the budget is one",
+        client.cores
     );
     Ok(())
 }

@@ -722,6 +722,7 @@ fn main() -> anyhow::Result<()> {
         println!("smoke run: a tiny load, checking that every figure is read, not the speed");
     }
     let mut ok = true;
+    let mut missed = Vec::new();
     for load in &sizes.loads {
         let (mut ours_sum, mut coturn_sum) = (Summary::default(), Summary::default());
         for round in 0..sizes.rounds {
@@ -761,6 +762,9 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "throughput per CPU second, telenode / coturn: {ratio:.2} (target >= 1.00: {verdict})"
                 );
+                if bench && ratio < 1.0 {
+                    missed.push(load.name);
+                }
             }
             // Only a smoke run's tiny load may end here.
             _ => {
@@ -787,5 +791,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     ensure!(ok, "a server used no measurable CPU time");
+    ensure!(
+        missed.is_empty(),
+        "throughput per CPU second below coturn's for: {}",
+        missed.join(", ")
+    );
     Ok(())
 }
