@@ -577,28 +577,18 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
     // how much in-band FEC the encoder spends. Reading them also keeps the
     // track's event queue from filling up.
     let loss_pct = Arc::new(AtomicU32::new(OPUS_EXPECTED_LOSS_PCT as u32));
-    let watcher = {
-        let track = Arc::clone(&target.track);
+    let _watcher = {
         let loss_pct = Arc::clone(&loss_pct);
-        tokio::spawn(async move {
-            loop {
-                match track.poll().await {
-                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                        if let Some(loss) = packets
-                            .iter()
-                            .filter_map(|p| fraction_lost(p.as_ref()))
-                            .reduce(f64::max)
-                        {
-                            loss_pct.store(opus_fec_loss_pct(loss), Ordering::Relaxed);
-                        }
-                    }
-                    Some(_) => {}
-                    None => tokio::time::sleep(Duration::from_secs(1)).await,
-                }
+        watch_rtcp(&target.track, move |packets| {
+            if let Some(loss) = packets
+                .iter()
+                .filter_map(|p| fraction_lost(p.as_ref()))
+                .reduce(f64::max)
+            {
+                loss_pct.store(opus_fec_loss_pct(loss), Ordering::Relaxed);
             }
         })
     };
-    let _stop_watcher = AbortOnDrop(watcher);
     let mut planned = OPUS_EXPECTED_LOSS_PCT as u32;
     info!(hz, "sending audio");
     loop {
@@ -649,6 +639,25 @@ const KEYFRAME_GAP: Duration = Duration::from_millis(300);
 /// answering every request would keep the path congested.
 const KEYFRAME_GAP_CONGESTED: Duration = Duration::from_millis(2000);
 
+/// Hands the RTCP that reaches a local track to `on_packets` until the
+/// returned guard is dropped (with the sender that holds it).
+fn watch_rtcp(
+    track: &Arc<TrackLocalStaticSample>,
+    mut on_packets: impl FnMut(&[Box<dyn rtc::rtcp::Packet>]) + Send + 'static,
+) -> AbortOnDrop {
+    let track = Arc::clone(track);
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            match track.poll().await {
+                Some(TrackLocalEvent::OnRtcpPacket(packets)) => on_packets(&packets),
+                Some(_) => {}
+                // Not bound (yet, or during a renegotiation): look again later.
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }))
+}
+
 /// Aborts a task when dropped (the sender's RTCP watcher dies with it).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -684,39 +693,28 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
         .counters
         .video_target_kbps
         .store(u64::from(bitrate), Ordering::Relaxed);
-    let watcher = {
-        let track = Arc::clone(&target.track);
+    let _watcher = {
         let wanted = Arc::clone(&keyframe_wanted);
         let shared = Arc::clone(&shared);
         let mut rate = RateController::new(MIN_VIDEO_KBPS.min(bitrate), bitrate);
-        tokio::spawn(async move {
-            loop {
-                match track.poll().await {
-                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                        if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
-                            debug!("keyframe requested");
-                            wanted.store(true, Ordering::Relaxed);
-                        }
-                        for p in &packets {
-                            rate.on_rtcp(p.as_ref());
-                        }
-                        let target = u64::from(rate.target_kbps());
-                        let was = shared
-                            .counters
-                            .video_target_kbps
-                            .swap(target, Ordering::Relaxed);
-                        if was != target {
-                            debug!(kbps = target, "video bitrate target");
-                        }
-                    }
-                    Some(_) => {}
-                    // Not bound (yet, or during a renegotiation): look again later.
-                    None => tokio::time::sleep(Duration::from_secs(1)).await,
-                }
+        watch_rtcp(&target.track, move |packets| {
+            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                debug!("keyframe requested");
+                wanted.store(true, Ordering::Relaxed);
+            }
+            for p in packets {
+                rate.on_rtcp(p.as_ref());
+            }
+            let target = u64::from(rate.target_kbps());
+            let was = shared
+                .counters
+                .video_target_kbps
+                .swap(target, Ordering::Relaxed);
+            if was != target {
+                debug!(kbps = target, "video bitrate target");
             }
         })
     };
-    let _stop_watcher = AbortOnDrop(watcher);
     let mut last_forced: Option<Instant> = None;
 
     let frame_duration = Duration::from_secs(1) / fps;
