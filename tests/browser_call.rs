@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Node;
 use common::browser::{Chromium, READ_STATS, eval, hang_up, join_as_patient, page_sas, wait_true};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use common::process::HeadlessDoctor;
 use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +16,8 @@ async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
     let node = Node::start().await;
     let totp = node.add_doctor("dr-weber", "Dr. Weber");
 
-    let mut doctor = Command::new(env!("CARGO_BIN_EXE_telenode"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telenode"));
+    command
         .args([
             "doctor",
             "--headless",
@@ -34,22 +34,9 @@ async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
         ])
         .env("TELENODE_PASSWORD", common::PASSWORD)
         .env("TELENODE_TOTP_SECRET", &totp)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("doctor starts");
-    let mut lines = BufReader::new(doctor.stdout.take().expect("stdout")).lines();
-    let mut next_event = async || -> serde_json::Value {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("doctor event in time")
-            .expect("read")
-            .expect("doctor still running");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
-    };
-    let link = next_event().await;
+        .env("RUST_LOG", "warn");
+    let mut doctor = HeadlessDoctor::spawn(command);
+    let link = doctor.next_event().await;
     assert_eq!(link["event"], "link");
     let url = link["url"].as_str().expect("url").to_owned();
 
@@ -64,7 +51,7 @@ async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
     let mut doctor_stats = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(40);
     while Instant::now() < deadline {
-        let ev = next_event().await;
+        let ev = doctor.next_event().await;
         match ev["event"].as_str() {
             Some("knock") => knock_name = ev["name"].as_str().map(str::to_owned),
             Some("connected") => doctor_sas = ev["sas"].as_str().map(str::to_owned),
@@ -122,13 +109,13 @@ async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
     // The patient hangs up through the page; the doctor's call ends cleanly.
     hang_up(&page).await;
     loop {
-        let ev = next_event().await;
+        let ev = doctor.next_event().await;
         if ev["event"] == "ended" {
             assert_eq!(ev["reason"], "peer_hung_up");
             break;
         }
     }
-    let status = tokio::time::timeout(Duration::from_secs(10), doctor.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), doctor.child.wait())
         .await
         .expect("doctor exits")
         .expect("wait");

@@ -18,11 +18,9 @@
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
 use super::process::{EXE, NodeProcess, admin_add_doctor};
 
@@ -234,21 +232,16 @@ impl Lab {
     /// `telenode doctor --headless … new-consultation --auto-admit` in the
     /// doctor's namespace.
     pub fn start_doctor(&self, node: &LabNode) -> Doctor {
-        let mut child = Lab::exe_in(&self.doctor)
+        let mut command = Lab::exe_in(&self.doctor);
+        command
             .args(["doctor", "--headless", "--node", &node.base])
             .args(["--ca-file", &node.ca])
             .args(["--login", "dr-netz", "--video", "320x240@30"])
             .args(["new-consultation", "--auto-admit"])
             .env("TELENODE_PASSWORD", super::PASSWORD)
             .env("TELENODE_TOTP_SECRET", &node.totp)
-            .env("RUST_LOG", "warn,telenode=info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("doctor starts");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Doctor { child, lines }
+            .env("RUST_LOG", "warn,telenode=info");
+        Doctor::spawn(command)
     }
 }
 
@@ -281,22 +274,7 @@ impl LabNode {
 }
 
 /// The headless doctor and its JSON events.
-pub struct Doctor {
-    pub child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Doctor {
-    /// The next event (within 30 s).
-    pub async fn next_event(&mut self) -> serde_json::Value {
-        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
-            .await
-            .expect("doctor event in time")
-            .expect("read")
-            .expect("doctor still running");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
-    }
-}
+pub type Doctor = super::process::HeadlessDoctor;
 
 /// Whether a TCP connection to `addr` gets any answer (even a refusal)
 /// within a second.

@@ -155,3 +155,34 @@ impl NodeProcess {
         self.log.lock().expect("lock").clone()
     }
 }
+
+/// `telenode doctor --headless …` as a process, read one JSON event a line.
+pub struct HeadlessDoctor {
+    pub child: Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl HeadlessDoctor {
+    /// Spawns `command` (the binary or a wrapper, with its arguments and
+    /// environment), killed on drop.
+    pub fn spawn(mut command: Command) -> HeadlessDoctor {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("doctor starts");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        HeadlessDoctor { child, lines }
+    }
+
+    /// The next event (within 30 s).
+    pub async fn next_event(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+            .await
+            .expect("doctor event in time")
+            .expect("read")
+            .expect("doctor still running");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
+    }
+}
