@@ -168,11 +168,16 @@ pub async fn join_as_patient(page: &Page, url: &str, name: &str) {
     assert!(
         wait_true(
             page,
-            "!!document.querySelector('#btn-join')",
+            // The controls are in the static page but hidden until app.js
+            // shows the check; the camera preview appearing moves them, so
+            // wait until the camera check has settled before clicking.
+            "!document.getElementById('screen-check').hidden \
+             && document.getElementById('check-camera-status').dataset.state !== 'checking' \
+             && document.getElementById('consent').getClientRects().length > 0",
             Duration::from_secs(10)
         )
         .await,
-        "the pre-call check shows the join button"
+        "the pre-call check settles and shows the consent box"
     );
     page.find_element("#consent")
         .await
@@ -195,6 +200,16 @@ pub async fn join_as_patient(page: &Page, url: &str, name: &str) {
         .click()
         .await
         .expect("click");
+    assert!(
+        wait_true(
+            page,
+            "document.getElementById('screen-check').hidden",
+            Duration::from_secs(10)
+        )
+        .await,
+        "the page left the pre-call check after joining (consent ticked: {})",
+        eval(page, "document.getElementById('consent').checked").await
+    );
 }
 
 /// The six digits of the short authentication string the page shows.
