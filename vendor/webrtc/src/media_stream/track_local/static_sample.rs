@@ -141,8 +141,16 @@ impl TrackLocalStaticSample {
         extensions: &[rtp::extension::HeaderExtension],
     ) -> Result<()> {
         // skip packets by the number of previously dropped packets
+        // (telenode patch: padding packets carried no media and never had
+        // sequence numbers of ours; a sender that leaves samples out on
+        // purpose, e.g. Opus DTX, marks them as padding so the timestamp
+        // skips the gap while the sequence stays contiguous and receivers
+        // see no loss)
         if let Some(sequencer) = self.sequencers.get(&ssrc) {
-            for _ in 0..sample.prev_dropped_packets {
+            for _ in 0..sample
+                .prev_dropped_packets
+                .saturating_sub(sample.prev_padding_packets)
+            {
                 sequencer.next_sequence_number();
             }
         }
