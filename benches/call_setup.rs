@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use telenode::client::{
     AgentEvent, ApiClient, CallAgent, CallOptions, Seat, Trust, parse_link, ws_url,
 };
-use telenode::peer::{AudioSource, Peer, PeerEvent, PeerOptions, VideoSource};
+use telenode::peer::{AudioOutput, AudioSource, Peer, PeerEvent, PeerOptions, VideoSource};
 
 mod support;
 use support::BenchNode;
@@ -69,6 +69,7 @@ async fn through_node(
         bind_ip: loopback(),
         video: video(),
         audio: AudioSource::Tone { hz: 440.0 },
+        audio_output: AudioOutput::None,
         force_relay: relay,
         media_tap: None,
         trust: Trust::default(),
@@ -127,6 +128,7 @@ async fn direct() -> anyhow::Result<Duration> {
         bind_ip: loopback(),
         video: video(),
         audio: AudioSource::Tone { hz: 440.0 },
+        audio_output: AudioOutput::None,
         force_relay: false,
         tap: None,
     };

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use telenode::client::{CallAgent, CallOptions, Seat, Trust, parse_link};
 use telenode::peer::media::{TestPattern, decode_vp8, video_bitrate_kbps};
-use telenode::peer::{AudioSource, VideoSource};
+use telenode::peer::{AudioOutput, AudioSource, VideoSource};
 use telenode_vpx::{EncoderConfig, Vp8Decoder, Vp8Encoder};
 use tokio::io::AsyncBufReadExt;
 
@@ -148,6 +148,7 @@ async fn call(warmup: Duration, window: Duration) -> anyhow::Result<Figures> {
             fps: FPS,
         },
         audio: AudioSource::Tone { hz: 440.0 },
+        audio_output: AudioOutput::None,
         force_relay: false,
         media_tap: None,
         trust: Trust::default(),

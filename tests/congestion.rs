@@ -29,7 +29,7 @@ async fn relayed_call(node: &Node, secs: usize) -> (Vec<MediaStats>, Vec<MediaSt
     let mut d_opts = common::doctor_options(&api, &link);
     d_opts.auto_admit = true;
     d_opts.force_relay = true;
-    d_opts.video = video;
+    d_opts.video = video.clone();
     let mut p_opts = patient_options(node.ws_url(), token, None, key);
     p_opts.force_relay = true;
     p_opts.video = video;

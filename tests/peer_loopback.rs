@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use telenode::peer::{
-    AudioSource, CandidateKind, MediaStats, MediaTap, Peer, PeerEvent, PeerOptions, VideoFrame,
-    VideoSource,
+    AudioSource, CandidateKind, DeviceKind, MediaStats, MediaTap, Peer, PeerEvent, PeerOptions,
+    VideoFrame, VideoSource,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -355,4 +355,79 @@ async fn media_tap_shows_pictures_and_camera_off_sends_black() {
     .await;
     pair.offerer.close().await;
     pair.answerer.close().await;
+}
+
+/// Without a microphone or camera the peer still calls: it sends silence
+/// and a still picture, and says so. Silence goes out as Opus DTX: the
+/// frames left out move the next packet's timestamp but not its sequence
+/// number, so the receiver sees pauses, not loss (the vendored webrtc's
+/// DTX-gap patch), and conceals nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_devices_silence_goes_out_as_dtx_and_the_receiver_sees_no_loss() {
+    let missing = PeerOptions {
+        audio: AudioSource::Microphone {
+            device: Some("no such microphone".to_owned()),
+        },
+        video: VideoSource::Camera {
+            device: Some("/dev/no-such-camera".to_owned()),
+            width: 320,
+            height: 240,
+            fps: 15,
+        },
+        ..loopback(VideoSource::None, AudioSource::None)
+    };
+    let receiver = loopback(VideoSource::None, AudioSource::None);
+    let pair = connect(missing, receiver).await;
+    let (tx, rx, t0) = (&pair.offerer, &pair.answerer, pair.t0);
+
+    wait_until("six seconds of silence and pictures", t0, || {
+        let s = tx.stats();
+        s.audio_frames_dtx >= 250 && rx.stats().video_frames_decoded >= 60
+    })
+    .await;
+    let (stx, srx) = (tx.stats(), rx.stats());
+    eprintln!("sender {stx:?}\nreceiver {srx:?}");
+    // Both devices were reported missing, with what is sent instead.
+    let devices: Vec<(DeviceKind, bool, String)> = pair
+        .offerer_log
+        .lock()
+        .expect("log")
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PeerEvent::Device {
+                kind,
+                working,
+                detail,
+            } => Some((*kind, *working, detail.clone())),
+            _ => None,
+        })
+        .collect();
+    let said = |kind: DeviceKind, words: &str| {
+        devices
+            .iter()
+            .any(|(k, working, d)| *k == kind && !working && d.contains(words))
+    };
+    assert!(
+        said(DeviceKind::Microphone, "no microphone called")
+            && said(DeviceKind::Microphone, "silence"),
+        "{devices:?}"
+    );
+    assert!(
+        said(DeviceKind::Camera, "/dev/no-such-camera")
+            && said(DeviceKind::Camera, "still picture"),
+        "{devices:?}"
+    );
+    // DTX: a comfort-noise update every 400 ms and the DTX frame after it
+    // go out, one frame in ten (plus the encoder's first few frames).
+    assert!(
+        stx.audio_packets_sent * 5 < stx.audio_frames_dtx,
+        "DTX leaves most silent frames out: {stx:?}"
+    );
+    assert!(srx.audio_packets_received > 5, "{srx:?}");
+    // Pauses are not losses.
+    assert_eq!(srx.packets_lost, 0, "{srx:?}");
+    assert_eq!(srx.audio_frames_concealed, 0, "{srx:?}");
+    assert_eq!(srx.audio_frames_recovered, 0, "{srx:?}");
+    tx.close().await;
+    rx.close().await;
 }

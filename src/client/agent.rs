@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{ApiClient, PatientLink, Trust, recv_opt};
 use crate::auth::random_bytes;
 use crate::peer::{
-    AudioSource, CandidateInit, CandidateKind, IceServerConfig, MediaStats, MediaTap, Peer,
-    PeerEvent, PeerOptions, VideoSource,
+    AudioOutput, AudioSource, CandidateInit, CandidateKind, DeviceKind, IceServerConfig,
+    MediaStats, MediaTap, Peer, PeerEvent, PeerOptions, VideoSource,
 };
 
 /// Which seat the agent takes, with its credentials.
@@ -54,6 +54,8 @@ pub struct CallOptions {
     pub bind_ip: Option<IpAddr>,
     pub video: VideoSource,
     pub audio: AudioSource,
+    /// Where the patient's audio is played.
+    pub audio_output: AudioOutput,
     /// Use relay candidates only (`iceTransportPolicy: "relay"`); needs the
     /// node to hand out TURN servers.
     pub force_relay: bool,
@@ -83,6 +85,7 @@ impl CallOptions {
             bind_ip: None,
             video,
             audio: AudioSource::Tone { hz: 440.0 },
+            audio_output: AudioOutput::None,
             force_relay: false,
             media_tap: None,
             trust: api.trust().clone(),
@@ -159,6 +162,13 @@ pub enum AgentEvent {
     },
     Stats(MediaStats),
     PeerLeft,
+    /// A device opened, failed to open, or stopped (see
+    /// [`PeerEvent::Device`](crate::peer::PeerEvent::Device)).
+    Device {
+        kind: DeviceKind,
+        working: bool,
+        detail: String,
+    },
     /// The media path stopped answering (a network change or outage); the
     /// agent restarts ICE, and a fresh peer if that is not enough. A
     /// `Connected` follows when the media is back.
@@ -199,6 +209,11 @@ impl AgentEvent {
                 v
             }
             AgentEvent::PeerLeft => json!({"event": "peer_left"}),
+            AgentEvent::Device {
+                kind,
+                working,
+                detail,
+            } => json!({"event": "device", "device": kind, "working": working, "detail": detail}),
             AgentEvent::SignallingLost => json!({"event": "signalling_lost"}),
             AgentEvent::Ended(cause) => json!({"event": "ended", "reason": cause.reason()}),
         }
@@ -838,8 +853,9 @@ impl Run {
                 })
                 .collect(),
             bind_ip: self.opts.bind_ip,
-            video: self.opts.video,
-            audio: self.opts.audio,
+            video: self.opts.video.clone(),
+            audio: self.opts.audio.clone(),
+            audio_output: self.opts.audio_output.clone(),
             force_relay: self.opts.force_relay,
             tap: self.opts.media_tap.clone(),
         };
@@ -994,6 +1010,15 @@ impl Run {
             PeerEvent::FirstVideoFrame { width, height } => {
                 self.emit(AgentEvent::FirstVideoFrame { width, height });
             }
+            PeerEvent::Device {
+                kind,
+                working,
+                detail,
+            } => self.emit(AgentEvent::Device {
+                kind,
+                working,
+                detail,
+            }),
             PeerEvent::Disconnected if self.connected_at.is_some() => self.media_down(false),
             PeerEvent::Disconnected => {}
             // A call that ran recovers; one that never connected has failed.

@@ -21,11 +21,14 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::camera::Camera;
 use super::congestion::{RateController, fraction_lost};
+use super::jitter::{JitterBuffer, Playout};
 use super::keyframe::is_keyframe_request;
+use super::sound::{Microphone, Speaker};
 use super::stats::bump;
 use super::tap::{MediaTap, VideoFrame, black_i420};
-use super::{PeerEvent, Shared};
+use super::{AudioOutput, AudioSource, DeviceKind, PeerEvent, Shared, VideoSource};
 
 /// Opus sample rate.
 pub const AUDIO_RATE: u32 = 48_000;
@@ -264,8 +267,18 @@ pub fn opus_encoder() -> anyhow::Result<opus::Encoder> {
     encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
     encoder.set_inband_fec(true)?;
     encoder.set_packet_loss_perc(OPUS_EXPECTED_LOSS_PCT)?;
+    // Discontinuous transmission: silence (a muted or quiet microphone)
+    // costs a packet every 400 ms instead of fifty a second.
+    encoder.set_dtx(true)?;
     Ok(encoder)
 }
+
+/// Longest Opus packet that is a DTX frame (just the TOC byte, maybe one
+/// more): it says "nothing to hear" and is not sent.
+const OPUS_DTX_MAX_LEN: usize = 2;
+/// At most this many frames in a row are left out (Opus sends a
+/// comfort-noise update every 400 ms = 20 frames anyway).
+const MAX_DTX_RUN: u16 = 25;
 
 /// A stereo Opus decoder (mono streams decode fine into stereo).
 pub fn opus_decoder() -> anyhow::Result<opus::Decoder> {
@@ -541,9 +554,19 @@ impl SendTarget {
     }
 
     async fn write(&self, data: Bytes, duration: Duration) -> bool {
+        self.write_after_gap(data, duration, 0).await
+    }
+
+    /// Writes a sample that follows `skipped` samples of the same duration
+    /// left out on purpose (Opus DTX): its timestamp moves past them, its
+    /// sequence number does not (vendor/webrtc counts skipped samples
+    /// marked as padding that way; see vendor/PATCHES.md).
+    async fn write_after_gap(&self, data: Bytes, duration: Duration, skipped: u16) -> bool {
         let sample = Sample {
             data,
             duration,
+            prev_dropped_packets: skipped,
+            prev_padding_packets: skipped,
             ..Sample::new(Instant::now())
         };
         match self
@@ -561,8 +584,92 @@ impl SendTarget {
     }
 }
 
-/// Sends the tone as 20 ms Opus frames, paced by the wall clock.
-pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>) {
+/// What went wrong with a device and what the peer does instead, as one
+/// sentence for the doctor: "no microphone found — the other side hears
+/// silence".
+fn device_problem(err: &anyhow::Error, instead: &str) -> String {
+    let what = format!("{err:#}");
+    format!("{} — {instead}", what.trim_end_matches(['.', ' ']))
+}
+
+/// Where the audio to send comes from.
+enum AudioInput {
+    Tone(Tone),
+    Microphone(Microphone),
+    /// No microphone (or it failed): silence, which DTX makes nearly free.
+    Silence,
+}
+
+impl AudioInput {
+    /// Opens what `source` asks for; a microphone that cannot be opened
+    /// becomes silence, and the peer says so.
+    async fn open(source: AudioSource, shared: &Shared) -> AudioInput {
+        match source {
+            AudioSource::Tone { hz } => {
+                info!(hz, "sending audio");
+                AudioInput::Tone(Tone::new(hz))
+            }
+            AudioSource::Microphone { device } => {
+                let opened =
+                    tokio::task::spawn_blocking(move || Microphone::open(device.as_deref())).await;
+                match opened {
+                    Ok(Ok(mic)) => {
+                        shared.device(DeviceKind::Microphone, true, mic.describe().to_owned());
+                        AudioInput::Microphone(mic)
+                    }
+                    Ok(Err(err)) => {
+                        warn!(error = %format!("{err:#}"), "no microphone; sending silence");
+                        shared.device(
+                            DeviceKind::Microphone,
+                            false,
+                            device_problem(&err, "the other side hears silence"),
+                        );
+                        AudioInput::Silence
+                    }
+                    Err(err) => {
+                        warn!(error = %err, "microphone task failed; sending silence");
+                        AudioInput::Silence
+                    }
+                }
+            }
+            AudioSource::None => AudioInput::Silence,
+        }
+    }
+
+    /// The next 20 ms: a microphone paces itself; tone and silence follow
+    /// `tick`.
+    async fn next_frame(
+        &mut self,
+        tick: &mut tokio::time::Interval,
+        shared: &Shared,
+    ) -> [i16; AUDIO_FRAME] {
+        if let AudioInput::Microphone(mic) = self {
+            if let Some(frame) = mic.next_frame().await {
+                return frame;
+            }
+            let why = mic.failure().unwrap_or_else(|| "stopped".to_owned());
+            warn!(error = %why, "microphone stopped; sending silence");
+            shared.device(
+                DeviceKind::Microphone,
+                false,
+                format!("the microphone stopped ({why}) — the other side hears silence"),
+            );
+            *self = AudioInput::Silence;
+            tick.reset();
+        }
+        tick.tick().await;
+        match self {
+            AudioInput::Tone(tone) => tone.next_frame(),
+            _ => [0; AUDIO_FRAME],
+        }
+    }
+}
+
+/// Encodes 20 ms Opus frames from `source` and sends them. With DTX the
+/// encoder marks silent stretches with tiny packets that are not sent:
+/// the next real packet's timestamp skips the gap while its sequence
+/// number follows on, so the receiver tells a pause from a loss.
+pub(super) async fn send_audio(target: SendTarget, source: AudioSource, shared: Arc<Shared>) {
     let mut encoder = match opus_encoder() {
         Ok(e) => e,
         Err(err) => {
@@ -570,9 +677,10 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
             return;
         }
     };
-    let mut tone = Tone::new(hz);
+    let mut input = AudioInput::open(source, &shared).await;
     let mut packet = vec![0u8; 1500];
     let mut tick = tokio::time::interval(AUDIO_FRAME_DURATION);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The receiver's reports on the audio stream: the loss they state sets
     // how much in-band FEC the encoder spends. Reading them also keeps the
     // track's event queue from filling up.
@@ -590,9 +698,12 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
         })
     };
     let mut planned = OPUS_EXPECTED_LOSS_PCT as u32;
-    info!(hz, "sending audio");
+    // Frames left out by DTX since the last packet sent, and whether the
+    // last packet sent was a DTX frame.
+    let mut skipped: u16 = 0;
+    let mut in_dtx = false;
     loop {
-        tick.tick().await;
+        let mut pcm = input.next_frame(&mut tick, &shared).await;
         let wanted = loss_pct.load(Ordering::Relaxed);
         if wanted != planned
             && encoder
@@ -601,7 +712,6 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
         {
             planned = wanted;
         }
-        let mut pcm = tone.next_frame();
         if shared.tap.as_ref().is_some_and(MediaTap::audio_muted) {
             pcm.fill(0);
         }
@@ -612,8 +722,26 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
                 continue;
             }
         };
+        // 1–2 bytes: a DTX frame (nothing to hear). The first of a run is
+        // sent, so the receiver knows that silence follows rather than
+        // loss; the rest are left out. Opus itself sends a comfort-noise
+        // update every 400 ms.
+        if len <= OPUS_DTX_MAX_LEN {
+            if in_dtx && skipped < MAX_DTX_RUN {
+                skipped += 1;
+                bump(&shared.counters.audio_frames_dtx);
+                continue;
+            }
+            in_dtx = true;
+        } else {
+            in_dtx = false;
+        }
         if target
-            .write(Bytes::copy_from_slice(&packet[..len]), AUDIO_FRAME_DURATION)
+            .write_after_gap(
+                Bytes::copy_from_slice(&packet[..len]),
+                AUDIO_FRAME_DURATION,
+                std::mem::take(&mut skipped),
+            )
             .await
         {
             bump(&shared.counters.audio_packets_sent);
@@ -621,12 +749,93 @@ pub(super) async fn send_audio(target: SendTarget, hz: f32, shared: Arc<Shared>)
     }
 }
 
-/// Synthetic video parameters.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct VideoParams {
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
+/// Where the pictures to send come from.
+enum VideoInput {
+    Pattern(TestPattern),
+    Camera {
+        camera: Camera,
+        /// The newest picture (the camera may deliver slower than we send).
+        last: Vec<u8>,
+    },
+    /// No camera (or it failed): a still picture.
+    Placeholder(Arc<[u8]>),
+}
+
+impl VideoInput {
+    /// Opens what `source` asks for; a camera that cannot be opened becomes
+    /// the placeholder, and the peer says so.
+    async fn open(source: VideoSource, shared: &Shared) -> VideoInput {
+        match source {
+            VideoSource::Camera {
+                device,
+                width,
+                height,
+                fps,
+            } => {
+                let opened = tokio::task::spawn_blocking(move || {
+                    Camera::open(device.as_deref(), width, height, fps)
+                })
+                .await;
+                match opened {
+                    Ok(Ok(camera)) => {
+                        shared.device(DeviceKind::Camera, true, camera.describe());
+                        VideoInput::Camera {
+                            camera,
+                            last: placeholder_i420(width, height),
+                        }
+                    }
+                    Ok(Err(err)) => {
+                        warn!(error = %format!("{err:#}"), "no camera; sending a still picture");
+                        shared.device(
+                            DeviceKind::Camera,
+                            false,
+                            device_problem(&err, "the other side sees a still picture"),
+                        );
+                        VideoInput::Placeholder(placeholder_i420(width, height).into())
+                    }
+                    Err(_) => VideoInput::Placeholder(placeholder_i420(width, height).into()),
+                }
+            }
+            VideoSource::Synthetic { width, height, .. } => {
+                VideoInput::Pattern(TestPattern::new(width, height))
+            }
+            VideoSource::None => VideoInput::Placeholder(Arc::from(Vec::new())),
+        }
+    }
+
+    /// The picture for frame `index` (blocking work: runs on the blocking
+    /// pool with the encoder).
+    fn picture(&mut self, index: u64) -> &[u8] {
+        match self {
+            VideoInput::Pattern(pattern) => pattern.render(index),
+            VideoInput::Camera { camera, last } => {
+                if let Some(frame) = camera.latest() {
+                    *last = frame;
+                }
+                last
+            }
+            VideoInput::Placeholder(still) => still,
+        }
+    }
+
+    /// Why the camera stopped, once it did.
+    fn camera_failure(&self) -> Option<String> {
+        match self {
+            VideoInput::Camera { camera, .. } => camera.failure(),
+            _ => None,
+        }
+    }
+}
+
+/// The still picture sent without a camera: a calm blue-grey, so the far
+/// side sees that the picture is there but the camera is not.
+pub fn placeholder_i420(width: u32, height: u32) -> Vec<u8> {
+    let luma = (width * height) as usize;
+    let chroma = luma / 4;
+    let mut frame = vec![90u8; luma];
+    frame.extend(std::iter::repeat_n(140u8, chroma));
+    frame.extend(std::iter::repeat_n(118u8, chroma));
+    frame
 }
 
 /// Seconds between two unrequested keyframes.
@@ -667,9 +876,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Renders, encodes and sends the test pattern, paced by the wall clock.
-pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: Arc<Shared>) {
-    let VideoParams { width, height, fps } = params;
+/// Takes pictures from `source` (camera, test pattern, placeholder),
+/// encodes and sends them, paced by the wall clock.
+pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: Arc<Shared>) {
+    let Some((width, height, fps)) = source.params() else {
+        return;
+    };
     let bitrate = video_bitrate_kbps(width, height, fps);
     let config = EncoderConfig {
         // Receivers ask for keyframes (PLI/FIR) when they need one; the
@@ -684,7 +896,8 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
             return;
         }
     };
-    let mut state = Some((encoder, TestPattern::new(width, height)));
+    let input = VideoInput::open(source, &shared).await;
+    let mut state = Some((encoder, input));
 
     // Keyframe requests (PLI/FIR) and the receiver's reports arrive as
     // events on the local track; the reports steer the bitrate.
@@ -727,9 +940,18 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
     let black: Arc<[u8]> = black_i420(width, height).into();
     loop {
         tick.tick().await;
-        let Some((mut encoder, mut pattern)) = state.take() else {
+        let Some((mut encoder, mut input)) = state.take() else {
             return;
         };
+        if let Some(why) = input.camera_failure() {
+            warn!(error = %why, "camera stopped; sending a still picture");
+            shared.device(
+                DeviceKind::Camera,
+                false,
+                format!("the camera stopped ({why}) — the other side sees a still picture"),
+            );
+            input = VideoInput::Placeholder(placeholder_i420(width, height).into());
+        }
         let pts = index as i64;
         // Honour a keyframe request, but not more than every KEYFRAME_GAP.
         let gap = if encoder.config().bitrate_kbps * 2 < bitrate {
@@ -757,7 +979,7 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
             let result = match &tap {
                 Some(tap) if tap.video_muted() => encoder.encode(&black, pts, force),
                 Some(tap) => {
-                    let picture = pattern.render(index);
+                    let picture = input.picture(index);
                     tap.put_local(VideoFrame {
                         width,
                         height,
@@ -765,19 +987,19 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
                     });
                     encoder.encode(picture, pts, force)
                 }
-                None => encoder.encode(pattern.render(index), pts, force),
+                None => encoder.encode(input.picture(index), pts, force),
             };
-            (encoder, pattern, result)
+            (encoder, input, result)
         })
         .await;
-        let (encoder, pattern, result) = match joined {
+        let (encoder, input, result) = match joined {
             Ok(parts) => parts,
             Err(err) => {
                 warn!(error = %err, "VP8 encode task failed; not sending video");
                 return;
             }
         };
-        state = Some((encoder, pattern));
+        state = Some((encoder, input));
         index += 1;
         match result {
             Ok(frames) => {
@@ -801,8 +1023,61 @@ pub(super) async fn send_video(target: SendTarget, params: VideoParams, shared: 
     }
 }
 
-/// Receives Opus and decodes every packet with libopus.
+/// Receives Opus into a jitter buffer; [`play_audio`] takes it out in
+/// order and on time.
 pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
+    let jitter = Arc::new(std::sync::Mutex::new(JitterBuffer::new()));
+    // Packets are buffered only once the playout runs (a speaker may take a
+    // moment to open): a backlog would only add delay.
+    let playing = Arc::new(AtomicBool::new(false));
+    // The playout ends with the track (or the peer).
+    let _playout = AbortOnDrop(tokio::spawn(play_audio(
+        Arc::clone(&jitter),
+        Arc::clone(&playing),
+        shared.audio_output.clone(),
+        Arc::clone(&shared),
+    )));
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                bump(&shared.counters.audio_packets_received);
+                if packet.payload.is_empty() || !playing.load(Ordering::Acquire) {
+                    continue;
+                }
+                lock(&jitter).push(
+                    Instant::now(),
+                    packet.header.sequence_number,
+                    packet.header.timestamp,
+                    packet.payload,
+                );
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    debug!("audio track ended");
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How far ahead of the speaker the playout keeps decoded audio: enough to
+/// ride out a late wake-up of this task, little enough not to be heard.
+const SPEAKER_LEAD: Duration = Duration::from_millis(60);
+/// How often the playout looks at the speaker's queue.
+const PLAYOUT_POLL: Duration = Duration::from_millis(10);
+
+/// Takes 20 ms at a time out of the jitter buffer, decodes it (or rebuilds
+/// it from FEC, or conceals it) and plays it. With a speaker its clock
+/// sets the pace (the queue is kept at [`SPEAKER_LEAD`]); without one the
+/// wall clock does.
+async fn play_audio(
+    jitter: Arc<std::sync::Mutex<JitterBuffer>>,
+    playing: Arc<AtomicBool>,
+    output: AudioOutput,
+    shared: Arc<Shared>,
+) {
     let mut decoder = match opus_decoder() {
         Ok(d) => d,
         Err(err) => {
@@ -810,40 +1085,105 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
             return;
         }
     };
-    let mut pcm = vec![0i16; OPUS_MAX_SAMPLES];
-    let mut last_seq: Option<u16> = None;
-    while let Some(event) = track.poll().await {
-        match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => {
-                bump(&shared.counters.audio_packets_received);
-                if packet.payload.is_empty() {
-                    continue;
+    let mut speaker = match output {
+        AudioOutput::None => None,
+        AudioOutput::Speaker { device } => {
+            let opened =
+                tokio::task::spawn_blocking(move || Speaker::open(device.as_deref())).await;
+            match opened {
+                Ok(Ok(speaker)) => {
+                    shared.device(DeviceKind::Speaker, true, speaker.describe().to_owned());
+                    Some(speaker)
                 }
-                let seq = packet.header.sequence_number;
-                // Exactly one packet missing: its frame is in this one's FEC.
-                if last_seq.is_some_and(|l| seq == l.wrapping_add(2))
-                    && matches!(
-                        // FEC needs the lost frame's length: one 20 ms frame, stereo out.
-                        decoder.decode(&packet.payload, &mut pcm[..2 * AUDIO_FRAME], true),
-                        Ok(n) if n > 0
-                    )
-                {
-                    bump(&shared.counters.audio_frames_recovered);
+                Ok(Err(err)) => {
+                    warn!(error = %format!("{err:#}"), "no speaker; audio is not played");
+                    shared.device(
+                        DeviceKind::Speaker,
+                        false,
+                        device_problem(&err, "the other side cannot be heard"),
+                    );
+                    None
                 }
-                if last_seq.is_none_or(|l| seq.wrapping_sub(l) < 0x8000) {
-                    last_seq = Some(seq);
-                }
-                match decoder.decode(&packet.payload, &mut pcm, false) {
-                    Ok(n) if n > 0 => bump(&shared.counters.audio_frames_decoded),
-                    Ok(_) => {}
-                    Err(err) => debug!(error = %err, "Opus packet not decoded"),
-                }
+                Err(_) => None,
             }
-            TrackRemoteEvent::OnEnded => break,
-            _ => {}
         }
+    };
+    let mut pcm = vec![0i16; OPUS_MAX_SAMPLES];
+    let mut mono = [0i16; AUDIO_FRAME];
+    let mut tick = tokio::time::interval(PLAYOUT_POLL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut next_due = Instant::now();
+    playing.store(true, Ordering::Release);
+    loop {
+        tick.tick().await;
+        if let Some(why) = speaker.as_ref().and_then(Speaker::failure) {
+            warn!(error = %why, "speaker stopped");
+            shared.device(
+                DeviceKind::Speaker,
+                false,
+                format!("the speaker stopped ({why}) — the other side cannot be heard"),
+            );
+            speaker = None;
+            next_due = Instant::now();
+        }
+        loop {
+            let now = Instant::now();
+            let due = match &speaker {
+                Some(s) => s.queued() < SPEAKER_LEAD,
+                None => now >= next_due,
+            };
+            if !due {
+                break;
+            }
+            // Far behind the wall clock (a stalled runtime): catch up by
+            // skipping, not by a burst.
+            next_due = if now.duration_since(next_due) > Duration::from_millis(200) {
+                now + AUDIO_FRAME_DURATION
+            } else {
+                next_due + AUDIO_FRAME_DURATION
+            };
+            let decision = lock(&jitter).pop(now);
+            let frame = &mut pcm[..2 * AUDIO_FRAME];
+            let decoded = match decision {
+                Playout::Packet(payload) => decoder
+                    .decode(&payload, &mut pcm, false)
+                    .inspect(|&n| {
+                        if n > 0 {
+                            bump(&shared.counters.audio_frames_decoded);
+                        }
+                    })
+                    .map_err(|err| debug!(error = %err, "Opus packet not decoded"))
+                    .ok(),
+                // FEC needs the lost frame's length: one 20 ms frame, stereo out.
+                Playout::Fec(next) => decoder
+                    .decode(&next, frame, true)
+                    .inspect(|_| bump(&shared.counters.audio_frames_recovered))
+                    .ok(),
+                Playout::Conceal => decoder
+                    .decode(&[], frame, false)
+                    .inspect(|_| bump(&shared.counters.audio_frames_concealed))
+                    .ok(),
+                Playout::Silence => None,
+            };
+            match decoded {
+                // Left channel of the stereo output; the sender is mono.
+                Some(n) if n >= AUDIO_FRAME => {
+                    for (out, pair) in mono.iter_mut().zip(pcm.chunks_exact(2)) {
+                        *out = pair[0];
+                    }
+                }
+                _ => mono.fill(0),
+            }
+            if let Some(speaker) = &speaker {
+                speaker.play(&mono);
+            }
+        }
+        let delay = lock(&jitter).target_delay();
+        shared.counters.audio_jitter_delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
-    debug!("audio track ended");
 }
 
 /// Minimum spacing of our keyframe requests.

@@ -21,9 +21,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod camera;
 pub mod congestion;
+pub mod jitter;
 mod keyframe;
 pub mod media;
+pub mod sound;
 pub mod stats;
 pub mod tap;
 
@@ -182,10 +185,23 @@ impl fmt::Debug for CandidateInit {
 }
 
 /// What this peer sends as video.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VideoSource {
     /// A moving test pattern with a frame counter, VP8-encoded by libvpx.
     Synthetic {
+        /// Width in pixels (even, 16..=1920).
+        width: u32,
+        /// Height in pixels (even, 16..=1080).
+        height: u32,
+        /// Frames per second (1..=30).
+        fps: u32,
+    },
+    /// A camera (V4L2 on Linux), scaled to the given size. Without one the
+    /// peer sends a still placeholder picture and says so with a
+    /// [`PeerEvent::Device`].
+    Camera {
+        /// Device path (`/dev/video0`); `None` is the first camera.
+        device: Option<String>,
         /// Width in pixels (even, 16..=1920).
         width: u32,
         /// Height in pixels (even, 16..=1080).
@@ -197,16 +213,63 @@ pub enum VideoSource {
     None,
 }
 
+impl VideoSource {
+    /// Size and rate of what is sent, if anything is.
+    pub fn params(&self) -> Option<(u32, u32, u32)> {
+        match *self {
+            VideoSource::Synthetic { width, height, fps }
+            | VideoSource::Camera {
+                width, height, fps, ..
+            } => Some((width, height, fps)),
+            VideoSource::None => None,
+        }
+    }
+}
+
 /// What this peer sends as audio.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum AudioSource {
     /// A sine tone, 48 kHz mono, in 20 ms Opus frames.
     Tone {
         /// Frequency in hertz.
         hz: f32,
     },
+    /// A microphone: a [`sound::SoundDevice`]'s id or name, or the
+    /// system's default. Without one the peer sends silence and says so
+    /// with a [`PeerEvent::Device`].
+    Microphone {
+        /// The device; `None` is the default microphone.
+        device: Option<String>,
+    },
     /// Send no audio (the audio transceiver is receive-only).
     None,
+}
+
+/// Where received audio goes once the jitter buffer has ordered it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AudioOutput {
+    /// Decoded and counted, not played (automation, tests, benches).
+    #[default]
+    None,
+    /// A speaker: a [`sound::SoundDevice`]'s id or name, or the system's
+    /// default. Without one the audio is decoded and dropped, and a
+    /// [`PeerEvent::Device`] says so.
+    Speaker {
+        /// The device; `None` is the default speaker.
+        device: Option<String>,
+    },
+}
+
+/// A device a peer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// The microphone.
+    Microphone,
+    /// The speaker.
+    Speaker,
+    /// The camera.
+    Camera,
 }
 
 /// How to build a [`Peer`].
@@ -221,6 +284,8 @@ pub struct PeerOptions {
     pub video: VideoSource,
     /// Audio to send.
     pub audio: AudioSource,
+    /// Where received audio is played.
+    pub audio_output: AudioOutput,
     /// Use relay candidates only (`iceTransportPolicy: "relay"`).
     pub force_relay: bool,
     /// Latest decoded and sent pictures and the mute switches, for a user
@@ -239,6 +304,7 @@ impl Default for PeerOptions {
                 fps: 30,
             },
             audio: AudioSource::Tone { hz: 440.0 },
+            audio_output: AudioOutput::None,
             force_relay: false,
             tap: None,
         }
@@ -273,6 +339,16 @@ pub enum PeerEvent {
         /// Frame height.
         height: u32,
     },
+    /// A device opened, or could not be opened, or stopped working.
+    Device {
+        /// Which one.
+        kind: DeviceKind,
+        /// Whether it is in use now.
+        working: bool,
+        /// The device's name and format when working; otherwise what went
+        /// wrong and what the peer does instead (silence, a still image).
+        detail: String,
+    },
 }
 
 /// State shared by the `Peer` handle, its event handler and its tasks.
@@ -289,12 +365,23 @@ struct Shared {
     tasks: StdMutex<Vec<JoinHandle<()>>>,
     /// See [`PeerOptions::tap`].
     tap: Option<MediaTap>,
+    /// See [`PeerOptions::audio_output`].
+    audio_output: AudioOutput,
 }
 
 impl Shared {
     fn emit(&self, event: PeerEvent) {
         // The receiver may be gone (caller stopped listening): not an error.
         let _ = self.events.send(event);
+    }
+
+    /// Reports a device's state (see [`PeerEvent::Device`]).
+    fn device(&self, kind: DeviceKind, working: bool, detail: String) {
+        self.emit(PeerEvent::Device {
+            kind,
+            working,
+            detail,
+        });
     }
 
     fn spawn<F>(&self, fut: F)
@@ -364,7 +451,7 @@ struct Signalling {
 /// Local media to start once connected.
 struct LocalMedia {
     video: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>, VideoSource)>,
-    audio: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>, f32)>,
+    audio: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>, AudioSource)>,
 }
 
 /// One native WebRTC peer connection with Opus and VP8 media.
@@ -384,7 +471,7 @@ impl fmt::Debug for Peer {
 }
 
 fn validate(opts: &PeerOptions) -> anyhow::Result<()> {
-    if let VideoSource::Synthetic { width, height, fps } = opts.video {
+    if let Some((width, height, fps)) = opts.video.params() {
         anyhow::ensure!(
             (16..=1920).contains(&width) && width % 2 == 0,
             "video width must be even and in 16..=1920, got {width}"
@@ -565,6 +652,7 @@ impl Peer {
             shutdown,
             tasks: StdMutex::new(Vec::new()),
             tap: opts.tap.clone(),
+            audio_output: opts.audio_output.clone(),
         });
 
         let mut local = LocalMedia {
@@ -572,14 +660,14 @@ impl Peer {
             audio: None,
         };
         // Audio first, like browsers: m-line 0 is audio, 1 is video.
-        match opts.audio {
-            AudioSource::Tone { hz } => {
+        match &opts.audio {
+            source @ (AudioSource::Tone { .. } | AudioSource::Microphone { .. }) => {
                 let track = Arc::new(local_track(RtpCodecKind::Audio, &opus_codec())?);
                 let sender = pc
                     .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
                     .await
                     .context("adding the audio track")?;
-                local.audio = Some((track, sender, hz));
+                local.audio = Some((track, sender, source.clone()));
             }
             AudioSource::None => {
                 pc.add_transceiver_from_kind(RtpCodecKind::Audio, Some(recvonly()))
@@ -588,13 +676,13 @@ impl Peer {
             }
         }
         match opts.video {
-            VideoSource::Synthetic { .. } => {
+            VideoSource::Synthetic { .. } | VideoSource::Camera { .. } => {
                 let track = Arc::new(local_track(RtpCodecKind::Video, &vp8_codec())?);
                 let sender = pc
                     .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
                     .await
                     .context("adding the video track")?;
-                local.video = Some((track, sender, opts.video));
+                local.video = Some((track, sender, opts.video.clone()));
             }
             VideoSource::None => {
                 pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(recvonly()))
@@ -873,20 +961,17 @@ async fn control_loop(
 }
 
 async fn start_local_media(shared: &Arc<Shared>, local: &mut LocalMedia) {
-    if let Some((track, sender, hz)) = local.audio.take() {
+    if let Some((track, sender, source)) = local.audio.take() {
         match media::SendTarget::resolve(track, sender.as_ref()).await {
-            Ok(target) => shared.spawn(media::send_audio(target, hz, Arc::clone(shared))),
+            Ok(target) => shared.spawn(media::send_audio(target, source, Arc::clone(shared))),
             Err(err) => warn!(error = %err, "audio not sent"),
         }
     }
-    if let Some((track, sender, VideoSource::Synthetic { width, height, fps })) = local.video.take()
+    if let Some((track, sender, source)) = local.video.take()
+        && source.params().is_some()
     {
         match media::SendTarget::resolve(track, sender.as_ref()).await {
-            Ok(target) => shared.spawn(media::send_video(
-                target,
-                media::VideoParams { width, height, fps },
-                Arc::clone(shared),
-            )),
+            Ok(target) => shared.spawn(media::send_video(target, source, Arc::clone(shared))),
             Err(err) => warn!(error = %err, "video not sent"),
         }
     }

@@ -18,6 +18,12 @@ pub struct MediaStats {
     pub audio_frames_decoded: u64,
     /// Lost Opus frames rebuilt from the next packet's in-band FEC.
     pub audio_frames_recovered: u64,
+    /// Lost Opus frames the decoder had to conceal (no FEC to rebuild them).
+    pub audio_frames_concealed: u64,
+    /// What the playout jitter buffer holds back now, in milliseconds.
+    pub audio_jitter_delay_ms: u64,
+    /// Silent frames not sent thanks to Opus DTX.
+    pub audio_frames_dtx: u64,
     /// VP8 frames libvpx decoded.
     pub video_frames_decoded: u64,
     /// Opus packets sent.
@@ -47,6 +53,9 @@ pub(super) struct Counters {
     pub audio_packets_received: AtomicU64,
     pub audio_frames_decoded: AtomicU64,
     pub audio_frames_recovered: AtomicU64,
+    pub audio_frames_concealed: AtomicU64,
+    pub audio_jitter_delay_ms: AtomicU64,
+    pub audio_frames_dtx: AtomicU64,
     pub video_frames_decoded: AtomicU64,
     pub audio_packets_sent: AtomicU64,
     pub video_frames_sent: AtomicU64,
@@ -63,6 +72,9 @@ impl Default for Counters {
             audio_packets_received: AtomicU64::new(0),
             audio_frames_decoded: AtomicU64::new(0),
             audio_frames_recovered: AtomicU64::new(0),
+            audio_frames_concealed: AtomicU64::new(0),
+            audio_jitter_delay_ms: AtomicU64::new(0),
+            audio_frames_dtx: AtomicU64::new(0),
             video_frames_decoded: AtomicU64::new(0),
             audio_packets_sent: AtomicU64::new(0),
             video_frames_sent: AtomicU64::new(0),
@@ -87,6 +99,9 @@ impl Counters {
             audio_packets_received: get(&self.audio_packets_received),
             audio_frames_decoded: get(&self.audio_frames_decoded),
             audio_frames_recovered: get(&self.audio_frames_recovered),
+            audio_frames_concealed: get(&self.audio_frames_concealed),
+            audio_jitter_delay_ms: get(&self.audio_jitter_delay_ms),
+            audio_frames_dtx: get(&self.audio_frames_dtx),
             video_frames_decoded: get(&self.video_frames_decoded),
             audio_packets_sent: get(&self.audio_packets_sent),
             video_frames_sent: get(&self.video_frames_sent),

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod netns;
 pub mod process;
+pub mod pulse;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use telenode::client::{AgentEvent, ApiClient, CallOptions, EndCause, PatientLink, Seat, Trust};
 use telenode::config::{Config, TurnListen};
-use telenode::peer::{AudioSource, VideoSource};
+use telenode::peer::{AudioOutput, AudioSource, VideoSource};
 use telenode::server::Running;
 use telenode::store::{SqliteStore, Store};
 use telenode_signaling::seal::LinkKey;
@@ -128,6 +129,7 @@ pub fn call_options(ws_url: String, seat: Seat, link_key: LinkKey) -> CallOption
             fps: 30,
         },
         audio: AudioSource::Tone { hz: 440.0 },
+        audio_output: AudioOutput::None,
         force_relay: false,
         media_tap: None,
         trust: Trust::default(),
