@@ -1,11 +1,12 @@
 # telenode: multi-stage build, small runtime image, non-root.
 #   docker build -t telenode .
-# The runtime stage carries only what the binary links dynamically (libvpx)
-# and CA certificates; SQLite and libopus are linked in statically.
+# The runtime stage carries only what the binary links dynamically (libvpx,
+# and libasound for the doctor client's sound devices, which the node never
+# opens) and CA certificates; SQLite and libopus are linked in statically.
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libvpx-dev libopus-dev pkg-config cmake \
+ && apt-get install -y --no-install-recommends libvpx-dev libopus-dev libasound2-dev pkg-config cmake \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -14,7 +15,7 @@ RUN cargo build --release --locked --bin telenode \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libvpx7 ca-certificates \
+ && apt-get install -y --no-install-recommends libvpx7 libasound2 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/telenode \
       --shell /usr/sbin/nologin telenode \

@@ -130,9 +130,28 @@ pub struct DoctorArgs {
     /// Bind the media sockets to this address only (e.g. 127.0.0.1).
     #[arg(long)]
     pub bind_ip: Option<IpAddr>,
-    /// Synthetic camera size and rate, WIDTHxHEIGHT@FPS.
+    /// Video size and rate, WIDTHxHEIGHT@FPS: of the camera, or of the
+    /// test pattern sent without one.
     #[arg(long, default_value = "640x480@30")]
     pub video: String,
+    /// Camera: a path from `telenode doctor devices` (e.g. /dev/video0),
+    /// `default` (the first camera), `none` (send no video) or `pattern`
+    /// (the moving test pattern). Without it the window uses the saved
+    /// choice (at first the first camera) and --headless the pattern.
+    #[arg(long, env = "TELENODE_CAMERA")]
+    pub camera: Option<String>,
+    /// Microphone: an id or name from `telenode doctor devices`, `default`,
+    /// `none` (send no audio) or `tone` (a 440 Hz test tone). Without it
+    /// the window uses the saved choice (at first the system's default)
+    /// and --headless the tone.
+    #[arg(long, env = "TELENODE_MICROPHONE")]
+    pub microphone: Option<String>,
+    /// Speaker: an id or name from `telenode doctor devices`, `default` or
+    /// `none` (decode without playing). Without it the window uses the
+    /// saved choice (at first the system's default) and --headless plays
+    /// nothing.
+    #[arg(long, env = "TELENODE_SPEAKER")]
+    pub speaker: Option<String>,
     /// Use relay candidates only (all media through the node's TURN relay).
     #[arg(long)]
     pub force_relay: bool,
@@ -146,12 +165,25 @@ pub struct DoctorArgs {
 }
 
 impl DoctorArgs {
-    /// The synthetic camera `--video` asks for.
-    pub fn video_source(&self) -> anyhow::Result<crate::peer::VideoSource> {
+    /// The video `--camera` and `--video` ask for; `saved` (the window's
+    /// setting) when `--camera` is absent, else the test pattern.
+    pub fn video_source(&self, saved: Option<&str>) -> anyhow::Result<crate::peer::VideoSource> {
         use anyhow::Context;
         let (width, height, fps) =
             parse_video(&self.video).context("--video must look like 640x480@30")?;
-        Ok(crate::peer::VideoSource::Synthetic { width, height, fps })
+        let choice = self.camera.as_deref().or(saved).unwrap_or("pattern");
+        Ok(DeviceChoice::parse(choice).video(width, height, fps))
+    }
+
+    /// The audio `--microphone` asks for; `saved` when it is absent, else
+    /// the test tone.
+    pub fn audio_source(&self, saved: Option<&str>) -> crate::peer::AudioSource {
+        DeviceChoice::parse(self.microphone.as_deref().or(saved).unwrap_or("tone")).audio()
+    }
+
+    /// Where `--speaker` plays; `saved` when it is absent, else nowhere.
+    pub fn audio_output(&self, saved: Option<&str>) -> crate::peer::AudioOutput {
+        DeviceChoice::parse(self.speaker.as_deref().or(saved).unwrap_or("none")).output()
     }
 
     /// The certificates to trust: the public web PKI, plus `--ca-file`.
@@ -160,6 +192,74 @@ impl DoctorArgs {
         match &self.ca_file {
             Some(path) => crate::client::Trust::with_ca_file(path).context("--ca-file"),
             None => Ok(crate::client::Trust::default()),
+        }
+    }
+}
+
+/// A device as `--camera`, `--microphone` and `--speaker` (and the
+/// window's settings) name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The system's default (the first camera).
+    Default,
+    /// None: send nothing, play nothing.
+    None,
+    /// The test pattern or tone.
+    Test,
+    /// This device (id, name or path).
+    Named(String),
+}
+
+impl DeviceChoice {
+    /// `default` or empty, `none`, `pattern`/`tone`, or a device.
+    pub fn parse(text: &str) -> DeviceChoice {
+        match text.trim() {
+            "" | "default" => DeviceChoice::Default,
+            "none" => DeviceChoice::None,
+            "pattern" | "tone" => DeviceChoice::Test,
+            other => DeviceChoice::Named(other.to_owned()),
+        }
+    }
+
+    /// As a camera: the pattern for `Test`, a camera at this size otherwise.
+    pub fn video(self, width: u32, height: u32, fps: u32) -> crate::peer::VideoSource {
+        use crate::peer::VideoSource;
+        let camera = |device| VideoSource::Camera {
+            device,
+            width,
+            height,
+            fps,
+        };
+        match self {
+            DeviceChoice::Test => VideoSource::Synthetic { width, height, fps },
+            DeviceChoice::None => VideoSource::None,
+            DeviceChoice::Default => camera(None),
+            DeviceChoice::Named(device) => camera(Some(device)),
+        }
+    }
+
+    /// As a microphone: the 440 Hz tone for `Test`.
+    pub fn audio(self) -> crate::peer::AudioSource {
+        use crate::peer::AudioSource;
+        match self {
+            DeviceChoice::Test => AudioSource::Tone { hz: 440.0 },
+            DeviceChoice::None => AudioSource::None,
+            DeviceChoice::Default => AudioSource::Microphone { device: None },
+            DeviceChoice::Named(device) => AudioSource::Microphone {
+                device: Some(device),
+            },
+        }
+    }
+
+    /// As a speaker: nothing is played for `Test` and `None`.
+    pub fn output(self) -> crate::peer::AudioOutput {
+        use crate::peer::AudioOutput;
+        match self {
+            DeviceChoice::Test | DeviceChoice::None => AudioOutput::None,
+            DeviceChoice::Default => AudioOutput::Speaker { device: None },
+            DeviceChoice::Named(device) => AudioOutput::Speaker {
+                device: Some(device),
+            },
         }
     }
 }
@@ -180,6 +280,9 @@ pub enum DoctorAction {
     },
     /// List this doctor's consultations as JSON lines.
     List,
+    /// List the cameras, microphones and speakers as JSON lines (no node
+    /// needed).
+    Devices,
 }
 
 #[derive(Debug, Args)]

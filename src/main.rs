@@ -352,7 +352,28 @@ fn print_event(v: serde_json::Value) {
     let _ = out.flush();
 }
 
+/// `telenode doctor devices`: what the client could use, one JSON line
+/// per device.
+fn print_devices() -> ExitCode {
+    use telenode::peer::{camera, sound};
+    for c in camera::cameras() {
+        print_event(serde_json::json!({"device": "camera", "id": c.path, "name": c.name}));
+    }
+    for (kind, list) in [
+        ("microphone", sound::microphones()),
+        ("speaker", sound::speakers()),
+    ] {
+        for d in list {
+            print_event(serde_json::json!({"device": kind, "id": d.id, "name": d.name}));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 async fn doctor(mut a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
+    if matches!(a.action, Some(DoctorAction::Devices)) {
+        return Ok(print_devices());
+    }
     if !a.headless {
         return telenode::doctor::run_window(a);
     }
@@ -367,7 +388,7 @@ async fn doctor(mut a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
     let action = a
         .action
         .take()
-        .context("give an action with --headless (new-consultation, list)")?;
+        .context("give an action with --headless (new-consultation, list, devices)")?;
     let password = match &a.password_file {
         Some(p) => std::fs::read_to_string(p)
             .with_context(|| format!("--password-file: reading {}", p.display()))?
@@ -376,12 +397,14 @@ async fn doctor(mut a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
         None => std::env::var("TELENODE_PASSWORD")
             .context("set TELENODE_PASSWORD or give --password-file")?,
     };
-    let video = a.video_source()?;
+    let video = a.video_source(None)?;
+    let (audio, audio_output) = (a.audio_source(None), a.audio_output(None));
     if std::env::var_os(telenode::client::TOTP_SECRET_ENV).is_none() {
         bail!("set TELENODE_TOTP_SECRET (the base32 secret of the otpauth URI) for --headless");
     }
     let api = telenode::client::sign_in(&a.trust()?, &node, &login, &password, "").await?;
     match action {
+        DoctorAction::Devices => Ok(print_devices()),
         DoctorAction::List => {
             for c in api.consultations().await? {
                 print_event(serde_json::json!({
@@ -403,6 +426,8 @@ async fn doctor(mut a: telenode::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
                 call_duration: duration.map(Duration::from_secs),
                 bind_ip: a.bind_ip,
                 force_relay: a.force_relay,
+                audio,
+                audio_output,
                 ..CallOptions::doctor(&api, &link, video)
             };
             let (agent, mut events) = CallAgent::start(opts).await?;

@@ -243,7 +243,7 @@ fn runtime_image_has_every_library_the_binary_links() {
         "libdl.so",
         "librt.so",
     ];
-    let packaged = [("libvpx.so.7", "libvpx7")];
+    let packaged = [("libvpx.so.7", "libvpx7"), ("libasound.so.2", "libasound2")];
     for line in text.lines() {
         let first = line.split_whitespace().next().unwrap_or_default();
         let lib = first.rsplit('/').next().unwrap_or_default();

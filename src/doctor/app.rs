@@ -17,7 +17,7 @@ use super::script::{Next, Script};
 use super::state::{self, Command, NetEvent, Quality, Screen, State, UserAction};
 use crate::client::AgentEvent;
 use crate::peer::tap::i420_to_rgba_into;
-use crate::peer::{MediaTap, VideoFrame};
+use crate::peer::{DeviceKind, MediaTap, VideoFrame};
 
 /// Automation output (`TELENODE_GUI_EVENTS`): one JSON object per line on
 /// standard output.
@@ -81,6 +81,44 @@ impl VideoTexture {
     }
 }
 
+/// The choices the device picker offers: (value as settings keep it,
+/// words for the doctor).
+struct DeviceLists {
+    cameras: Vec<(String, String)>,
+    microphones: Vec<(String, String)>,
+    speakers: Vec<(String, String)>,
+}
+
+impl DeviceLists {
+    fn scan() -> DeviceLists {
+        use crate::peer::{camera, sound};
+        let entry = |v: &str, t: &str| (v.to_owned(), t.to_owned());
+        let mut cameras = vec![entry("", "The first camera")];
+        cameras.extend(
+            camera::cameras()
+                .into_iter()
+                .map(|c| (c.path.clone(), format!("{} ({})", c.name, c.path))),
+        );
+        cameras.extend([entry("pattern", "Test picture"), entry("none", "No video")]);
+        let sound = |list: Vec<sound::SoundDevice>, test: Option<(&str, &str)>, none: &str| {
+            let mut v = vec![entry("", "The system's default")];
+            v.extend(list.into_iter().map(|d| (d.id, d.name)));
+            v.extend(test.map(|(a, b)| entry(a, b)));
+            v.push(entry("none", none));
+            v
+        };
+        DeviceLists {
+            cameras,
+            microphones: sound(
+                sound::microphones(),
+                Some(("tone", "Test tone")),
+                "No microphone",
+            ),
+            speakers: sound(sound::speakers(), None, "No sound"),
+        }
+    }
+}
+
 pub(crate) struct DoctorApp {
     state: State,
     script: Option<Script>,
@@ -98,6 +136,11 @@ pub(crate) struct DoctorApp {
     /// Saved session to try first (consumed by `RestoreSession`).
     saved_session: Option<String>,
     pending: Vec<UserAction>,
+    /// The devices found, for the picker (scanned when it first opens).
+    device_lists: Option<DeviceLists>,
+    /// Where the arrival chime plays (`Some(None)`: the default speaker);
+    /// `None` when the doctor chose no speaker.
+    chime: Option<Option<String>>,
 }
 
 impl DoctorApp {
@@ -108,6 +151,7 @@ impl DoctorApp {
         net: std::sync::mpsc::Receiver<NetEvent>,
         bridge: mpsc::UnboundedSender<Request>,
         saved_session: Option<String>,
+        chime: Option<Option<String>>,
     ) -> DoctorApp {
         DoctorApp {
             state,
@@ -124,6 +168,8 @@ impl DoctorApp {
             shown_screen: None,
             saved_session,
             pending: Vec::new(),
+            device_lists: None,
+            chime,
         }
     }
 
@@ -179,10 +225,21 @@ impl DoctorApp {
                         t.set_video_muted(m);
                     }
                 }
+                Command::SaveDevices(choices) => {
+                    self.chime = match crate::cli::DeviceChoice::parse(&choices.speaker) {
+                        crate::cli::DeviceChoice::Default => Some(None),
+                        crate::cli::DeviceChoice::Named(d) => Some(Some(d)),
+                        _ => None,
+                    };
+                    self.request(Request::SetDevices(choices));
+                }
                 Command::EndConsultation(id) => self.request(Request::End(id)),
                 Command::CopyToClipboard(text) => ctx.copy_text(text),
                 Command::Notify(text) => {
                     self.notice = Some((text, Instant::now()));
+                    if let Some(speaker) = &self.chime {
+                        crate::peer::sound::play_chime(speaker.clone());
+                    }
                     ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
                         egui::UserAttentionType::Informational,
                     ));
@@ -393,6 +450,8 @@ impl DoctorApp {
         if self.state.busy {
             ui.spinner();
         }
+        ui.add_space(8.0);
+        self.device_picker(ui);
         ui.add_space(12.0);
         let now_unix = crate::server::unix_time();
         let rows: Vec<_> = state::todays(&self.state.consultations, now_unix)
@@ -428,6 +487,54 @@ impl DoctorApp {
                     }
                 });
         });
+    }
+
+    /// Camera, microphone and speaker for the next consultation.
+    fn device_picker(&mut self, ui: &mut egui::Ui) {
+        let mut chosen = Vec::new();
+        egui::CollapsingHeader::new("Camera, microphone and speaker")
+            .id_salt("devices")
+            .show(ui, |ui| {
+                let lists = self.device_lists.get_or_insert_with(DeviceLists::scan);
+                egui::Grid::new("device-grid")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        for (kind, label, options) in [
+                            (DeviceKind::Camera, "Camera", &lists.cameras),
+                            (DeviceKind::Microphone, "Microphone", &lists.microphones),
+                            (DeviceKind::Speaker, "Speaker", &lists.speakers),
+                        ] {
+                            ui.label(label);
+                            let current = self.state.devices.get(kind).to_owned();
+                            let shown = options
+                                .iter()
+                                .find(|(v, _)| *v == current)
+                                .map_or_else(|| current.clone(), |(_, t)| t.clone());
+                            let mut pick = current.clone();
+                            egui::ComboBox::from_id_salt(label)
+                                .selected_text(shown)
+                                .width(320.0)
+                                .show_ui(ui, |ui| {
+                                    for (value, text) in options {
+                                        ui.selectable_value(&mut pick, value.clone(), text);
+                                    }
+                                });
+                            if pick != current {
+                                chosen.push(UserAction::ChooseDevice(kind, pick));
+                            }
+                            ui.end_row();
+                        }
+                    });
+                ui.horizontal(|ui| {
+                    if ui.button("Look for devices again").clicked() {
+                        self.device_lists = None;
+                    }
+                    ui.label(RichText::new("Changes apply from the next consultation.").weak());
+                });
+            });
+        for action in chosen {
+            self.act(action);
+        }
     }
 
     fn link_box(&mut self, ui: &mut egui::Ui, qr_size: f32) {
@@ -576,6 +683,14 @@ impl DoctorApp {
                 .color(AMBER),
             );
         }
+        for note in call.devices.iter().filter(|d| !d.working) {
+            let what = match note.kind {
+                DeviceKind::Camera => "Camera",
+                DeviceKind::Microphone => "Microphone",
+                DeviceKind::Speaker => "Speaker",
+            };
+            ui.label(RichText::new(format!("{what}: {}.", note.detail)).color(AMBER));
+        }
 
         // Controls at the bottom, video in between.
         let controls_h = 52.0;
@@ -629,9 +744,13 @@ impl DoctorApp {
                 Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
                 Color32::WHITE,
             );
-            "Test picture: no camera support yet"
+            match call.device(DeviceKind::Camera) {
+                Some(note) if note.working => "You",
+                Some(_) => "No camera: the patient sees this still picture",
+                None => "Test picture",
+            }
         } else {
-            "No camera"
+            "No video"
         };
         let strip = Rect::from_min_max(Pos2::new(sv_rect.min.x, sv_rect.max.y - 18.0), sv_rect.max);
         painter.rect_filled(strip, 0.0, Color32::from_black_alpha(160));

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::settings::{Settings, SettingsStore};
 use super::state::NetEvent;
 use crate::client::{AgentEvent, ApiClient, CallAgent, CallOptions, HttpError, Trust, recv_opt};
-use crate::peer::{MediaTap, VideoSource};
+use crate::peer::{AudioOutput, AudioSource, MediaTap, VideoSource};
 
 /// What the window asks of the runtime.
 pub(crate) enum Request {
@@ -34,6 +34,8 @@ pub(crate) enum Request {
     Admit,
     HangUp,
     End(String),
+    /// Use these devices from the next consultation on, and keep them.
+    SetDevices(crate::doctor::state::DeviceChoices),
 }
 
 /// Media settings of the doctor's calls.
@@ -41,6 +43,8 @@ pub(crate) enum Request {
 pub(crate) struct CallSetup {
     pub bind_ip: Option<IpAddr>,
     pub video: VideoSource,
+    pub audio: AudioSource,
+    pub audio_output: AudioOutput,
     pub force_relay: bool,
     pub trust: Trust,
 }
@@ -174,9 +178,13 @@ impl Bridge {
                 Ok(api) => {
                     if let Some(s) = &self.settings {
                         let saved = s
-                            .save(&Settings {
-                                node: api.base().to_owned(),
-                                login: login.clone(),
+                            .load()
+                            .and_then(|old| {
+                                s.save(&Settings {
+                                    node: api.base().to_owned(),
+                                    login: login.clone(),
+                                    ..old
+                                })
                             })
                             .and_then(|()| s.save_session(&api.session()));
                         if let Err(e) = saved {
@@ -226,6 +234,26 @@ impl Bridge {
                     a.hang_up();
                 }
             }
+            Request::SetDevices(choices) => {
+                use crate::cli::DeviceChoice;
+                let (width, height, fps) = self.setup.video.params().unwrap_or((640, 480, 30));
+                self.setup.video = DeviceChoice::parse(&choices.camera).video(width, height, fps);
+                self.setup.audio = DeviceChoice::parse(&choices.microphone).audio();
+                self.setup.audio_output = DeviceChoice::parse(&choices.speaker).output();
+                if let Some(s) = &self.settings {
+                    let saved = s.load().and_then(|old| {
+                        s.save(&Settings {
+                            camera: choices.camera,
+                            microphone: choices.microphone,
+                            speaker: choices.speaker,
+                            ..old
+                        })
+                    });
+                    if let Err(e) = saved {
+                        tracing::warn!(error = %format!("{e:#}"), "device choice not saved");
+                    }
+                }
+            }
             Request::End(id) => {
                 if let Some(api) = &self.api {
                     if let Err(e) = api.end(&id).await {
@@ -248,13 +276,13 @@ impl Bridge {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("not signed in"))?;
         let link = api.new_consultation(None).await?;
-        // No microphone support yet: the default tone, which the tap mutes
-        // to silence.
         let opts = CallOptions {
             bind_ip: self.setup.bind_ip,
             force_relay: self.setup.force_relay,
             media_tap: Some(tap),
-            ..CallOptions::doctor(api, &link, self.setup.video)
+            audio: self.setup.audio.clone(),
+            audio_output: self.setup.audio_output.clone(),
+            ..CallOptions::doctor(api, &link, self.setup.video.clone())
         };
         let (agent, events) = CallAgent::start(opts).await?;
         self.agent = Some(agent);

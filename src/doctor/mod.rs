@@ -49,7 +49,6 @@ pub fn qr_matrix(text: &str) -> Option<(usize, Vec<bool>)> {
 pub fn run_window(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Handle::try_current()
         .context("the window needs the tokio runtime to be running")?;
-    let video = args.video_source()?;
     let script = match std::env::var(SCRIPT_ENV) {
         Ok(text) => Some(script::Script::parse(&text).map_err(anyhow::Error::msg)?),
         Err(_) => None,
@@ -86,13 +85,34 @@ pub fn run_window(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         code: String::new(),
         code_from_secret: std::env::var_os(crate::client::TOTP_SECRET_ENV).is_some(),
     };
-    let state = state::State::new(form, session.is_some(), true);
+    // Flags win over the saved devices; empty settings mean the system's
+    // defaults.
+    let video = args.video_source(Some(&saved.camera))?;
+    let audio = args.audio_source(Some(&saved.microphone));
+    let audio_output = args.audio_output(Some(&saved.speaker));
+    let no_microphone = audio == crate::peer::AudioSource::None;
+    let chime = match &audio_output {
+        crate::peer::AudioOutput::Speaker { device } => Some(device.clone()),
+        crate::peer::AudioOutput::None => None,
+    };
+    let mut state = state::State::new(form, session.is_some(), no_microphone);
+    let shown = |flag: &Option<String>, saved: &str| {
+        let choice = flag.as_deref().unwrap_or(saved);
+        if choice == "default" { "" } else { choice }.to_owned()
+    };
+    state.devices = state::DeviceChoices {
+        camera: shown(&args.camera, &saved.camera),
+        microphone: shown(&args.microphone, &saved.microphone),
+        speaker: shown(&args.speaker, &saved.speaker),
+    };
 
     let (req_tx, req_rx) = tokio::sync::mpsc::unbounded_channel();
     let (net_tx, net_rx) = std::sync::mpsc::channel();
     let setup = bridge::CallSetup {
         bind_ip: args.bind_ip,
         video,
+        audio,
+        audio_output,
         force_relay: args.force_relay,
         trust: args.trust()?,
     };
@@ -122,7 +142,7 @@ pub fn run_window(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             };
             runtime.spawn(bridge::run(req_rx, report, store, setup));
             Ok(Box::new(app::DoctorApp::new(
-                state, script, events, net_rx, req_tx, session,
+                state, script, events, net_rx, req_tx, session, chime,
             )))
         }),
     );

@@ -4,6 +4,7 @@
 //! Linux: `$XDG_CONFIG_HOME/telenode/` (usually `~/.config/telenode/`);
 //! macOS: `~/Library/Application Support/org.telenode.telenode/`; Windows:
 //! `%APPDATA%\telenode\telenode\config\`. The OS keyring is a later step.
+//! The chosen camera, microphone and speaker are kept here too.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,15 @@ pub struct Settings {
     /// The doctor's login.
     #[serde(default)]
     pub login: String,
+    /// Camera: a device path, `none`, or empty for the first camera.
+    #[serde(default)]
+    pub camera: String,
+    /// Microphone: a device id or name, `none`, or empty for the default.
+    #[serde(default)]
+    pub microphone: String,
+    /// Speaker: a device id or name, `none`, or empty for the default.
+    #[serde(default)]
+    pub speaker: String,
 }
 
 /// Where the settings and the session token live.
@@ -139,9 +149,19 @@ mod tests {
         let s = Settings {
             node: "https://telenode.example.org".into(),
             login: "dr-lind".into(),
+            camera: "/dev/video2".into(),
+            microphone: "none".into(),
+            speaker: String::new(),
         };
         store.save(&s).unwrap();
         assert_eq!(store.load().unwrap(), s);
+        // A file from before the device choices still loads.
+        std::fs::write(
+            store.dir().join(SETTINGS_FILE),
+            "node = \"https://n\"\nlogin = \"dr\"\n",
+        )
+        .unwrap();
+        assert_eq!(store.load().unwrap().camera, "");
         std::fs::write(store.dir().join(SETTINGS_FILE), "nodes = 1").unwrap();
         let e = store.load().unwrap_err();
         assert!(format!("{e:#}").contains("doctor.toml"));

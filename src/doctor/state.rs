@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::client::{AgentEvent, ConsultationInfo, EndCause};
-use crate::peer::MediaStats;
+use crate::peer::{DeviceKind, MediaStats};
 
 /// Which screen the window shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,9 @@ pub enum UserAction {
     HangUp,
     /// Leave the "ended" screen.
     Done,
+    /// Use this camera, microphone or speaker from the next consultation
+    /// on (a device id, `default`, `none`, or the test pattern or tone).
+    ChooseDevice(DeviceKind, String),
     /// End a consultation from the list (its link stops working).
     EndConsultation(String),
     DismissError,
@@ -124,6 +127,8 @@ pub enum Command {
     HangUp,
     SetAudioMuted(bool),
     SetVideoMuted(bool),
+    /// Keep the device choices and use them for the next consultation.
+    SaveDevices(DeviceChoices),
     EndConsultation(String),
     CopyToClipboard(String),
     /// A patient arrived: draw attention (sound, window hint).
@@ -149,6 +154,7 @@ impl std::fmt::Debug for Command {
             Command::SetAudioMuted(m) => write!(f, "SetAudioMuted({m})"),
             Command::SetVideoMuted(m) => write!(f, "SetVideoMuted({m})"),
             Command::EndConsultation(id) => write!(f, "EndConsultation({id})"),
+            Command::SaveDevices(d) => write!(f, "SaveDevices({d:?})"),
             Command::Notify(_) => f.write_str("Notify"),
         }
     }
@@ -206,6 +212,53 @@ pub struct CallView {
     /// The connection was rebuilt with new keys: the security code shown
     /// now differs from the one read aloud before.
     pub sas_changed: bool,
+    /// The latest word on each device the call uses.
+    pub devices: Vec<DeviceNote>,
+}
+
+/// What the call said about one of its devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNote {
+    pub kind: DeviceKind,
+    pub working: bool,
+    /// The device's name when working, else what is wrong and what is sent
+    /// instead.
+    pub detail: String,
+}
+
+impl CallView {
+    /// The latest note on `kind`, if the call said anything about it.
+    pub fn device(&self, kind: DeviceKind) -> Option<&DeviceNote> {
+        self.devices.iter().find(|d| d.kind == kind)
+    }
+}
+
+/// The devices the doctor chose (as `--camera` etc. take them; empty is
+/// the system's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceChoices {
+    pub camera: String,
+    pub microphone: String,
+    pub speaker: String,
+}
+
+impl DeviceChoices {
+    fn slot(&mut self, kind: DeviceKind) -> &mut String {
+        match kind {
+            DeviceKind::Camera => &mut self.camera,
+            DeviceKind::Microphone => &mut self.microphone,
+            DeviceKind::Speaker => &mut self.speaker,
+        }
+    }
+
+    /// The choice for `kind`.
+    pub fn get(&self, kind: DeviceKind) -> &str {
+        match kind {
+            DeviceKind::Camera => &self.camera,
+            DeviceKind::Microphone => &self.microphone,
+            DeviceKind::Speaker => &self.speaker,
+        }
+    }
 }
 
 /// The consultation in progress.
@@ -241,6 +294,8 @@ pub struct State {
     pub error: Option<String>,
     /// No microphone: silence is sent and the mute switch is fixed.
     pub no_microphone: bool,
+    /// The devices chosen for the next consultation.
+    pub devices: DeviceChoices,
     commands: VecDeque<Command>,
 }
 
@@ -257,6 +312,7 @@ impl State {
             ending: None,
             error: None,
             no_microphone,
+            devices: DeviceChoices::default(),
             commands: VecDeque::new(),
         };
         if saved_session {
@@ -300,6 +356,10 @@ impl State {
                 ) && call.is_some()
             }
             UserAction::Done => self.screen == Screen::Ended,
+            // Applies to the next consultation; not while one is set up.
+            UserAction::ChooseDevice(..) => {
+                self.screen == Screen::Consultations && self.active.is_none()
+            }
             UserAction::DismissError => self.error.is_some(),
         }
     }
@@ -394,6 +454,14 @@ impl State {
                 }
             }
             UserAction::HangUp => self.push(Command::HangUp),
+            UserAction::ChooseDevice(kind, choice) => {
+                let slot = self.devices.slot(kind);
+                if *slot != choice {
+                    *slot = choice;
+                    let all = self.devices.clone();
+                    self.push(Command::SaveDevices(all));
+                }
+            }
             UserAction::Done => {
                 self.active = None;
                 self.screen = Screen::Consultations;
@@ -536,6 +604,22 @@ impl State {
                 } else {
                     a.call.peer_left = true;
                 }
+            }
+            AgentEvent::Device {
+                kind,
+                working,
+                detail,
+            } => {
+                if kind == DeviceKind::Microphone {
+                    // Without a microphone the mute switch means nothing.
+                    self.no_microphone = !working;
+                }
+                a.call.devices.retain(|d| d.kind != kind);
+                a.call.devices.push(DeviceNote {
+                    kind,
+                    working,
+                    detail,
+                });
             }
             AgentEvent::SignallingLost => a.call.signalling_lost = true,
             AgentEvent::MediaInterrupted => a.call.media_interrupted = true,
@@ -1008,6 +1092,91 @@ mod tests {
         s.handle_event(t, NetEvent::Agent(AgentEvent::Admitted));
         assert!(!s.allows(&UserAction::ToggleMute));
         assert!(s.allows(&UserAction::ToggleCamera));
+    }
+
+    #[test]
+    fn device_notes_show_and_a_missing_microphone_fixes_the_mute_switch() {
+        let t = Instant::now();
+        let mut s = State::new(form(), false, false);
+        s.handle_event(
+            t,
+            NetEvent::ConsultationCreated {
+                id: "c".into(),
+                url: "u".into(),
+            },
+        );
+        s.handle_event(t, NetEvent::Agent(AgentEvent::Admitted));
+        assert!(s.allows(&UserAction::ToggleMute));
+        let device = |kind, working, detail: &str| {
+            NetEvent::Agent(AgentEvent::Device {
+                kind,
+                working,
+                detail: detail.into(),
+            })
+        };
+        s.handle_event(t, device(DeviceKind::Camera, true, "Webcam (YUYV 640x480)"));
+        s.handle_event(
+            t,
+            device(
+                DeviceKind::Microphone,
+                false,
+                "no microphone found; silence",
+            ),
+        );
+        assert!(!s.allows(&UserAction::ToggleMute), "nothing to mute");
+        let call = &s.active.as_ref().unwrap().call;
+        assert!(call.device(DeviceKind::Camera).unwrap().working);
+        assert!(!call.device(DeviceKind::Microphone).unwrap().working);
+        assert_eq!(call.device(DeviceKind::Speaker), None);
+        // A later word replaces the earlier one (a fresh peer found it).
+        s.handle_event(t, device(DeviceKind::Microphone, true, "Headset"));
+        assert!(s.allows(&UserAction::ToggleMute));
+        let call = &s.active.as_ref().unwrap().call;
+        assert_eq!(call.devices.len(), 2);
+        assert_eq!(
+            call.device(DeviceKind::Microphone).unwrap().detail,
+            "Headset"
+        );
+    }
+
+    #[test]
+    fn device_choices_are_kept_between_calls_only() {
+        let t = Instant::now();
+        let mut s = State::new(form(), false, false);
+        s.handle_event(
+            t,
+            NetEvent::SignedIn {
+                node: "https://n".into(),
+                login: "dr".into(),
+            },
+        );
+        drain(&mut s);
+        let choose = |kind, v: &str| UserAction::ChooseDevice(kind, v.into());
+        assert!(s.allows(&choose(DeviceKind::Speaker, "none")));
+        s.handle_action(t, choose(DeviceKind::Speaker, "none"));
+        s.handle_action(t, choose(DeviceKind::Camera, "/dev/video2"));
+        // Choosing what is already chosen saves nothing.
+        s.handle_action(t, choose(DeviceKind::Camera, "/dev/video2"));
+        let want = DeviceChoices {
+            camera: "/dev/video2".into(),
+            microphone: String::new(),
+            speaker: "none".into(),
+        };
+        let saved = drain(&mut s);
+        assert_eq!(saved.len(), 2);
+        assert_eq!(saved.last(), Some(&Command::SaveDevices(want.clone())));
+        assert_eq!(s.devices, want);
+        // Not while a consultation is being set up or running.
+        s.handle_event(
+            t,
+            NetEvent::ConsultationCreated {
+                id: "c".into(),
+                url: "u".into(),
+            },
+        );
+        assert!(!s.allows(&choose(DeviceKind::Microphone, "tone")));
+        s.handle_action(t, choose(DeviceKind::Microphone, "tone"));
+        assert_eq!(s.devices, want);
     }
 
     #[test]

@@ -32,14 +32,17 @@ pub const PC_SPY: &str = r#"
 pub const READ_STATS: &str = r#"
 (async () => {
   const pc = window.__pcs && window.__pcs[window.__pcs.length - 1];
-  if (!pc) return {video_frames_decoded: 0, audio_packets_received: 0, state: 'none', pair: '', remote: '', relay_protocol: ''};
+  if (!pc) return {video_frames_decoded: 0, audio_packets_received: 0, audio_energy: 0, state: 'none', pair: '', remote: '', relay_protocol: ''};
   const stats = await pc.getStats();
-  let v = 0, a = 0, local = '', remote = '', relayProtocol = '';
+  let v = 0, a = 0, energy = 0, local = '', remote = '', relayProtocol = '';
   const byId = new Map();
   stats.forEach(s => byId.set(s.id, s));
   stats.forEach(s => {
     if (s.type === 'inbound-rtp' && s.kind === 'video') v += s.framesDecoded || 0;
-    if (s.type === 'inbound-rtp' && s.kind === 'audio') a += s.packetsReceived || 0;
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      a += s.packetsReceived || 0;
+      energy += s.totalAudioEnergy || 0;
+    }
     if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
       const l = byId.get(s.localCandidateId);
       const r = byId.get(s.remoteCandidateId);
@@ -48,7 +51,7 @@ pub const READ_STATS: &str = r#"
       remote = r ? r.candidateType : '';
     }
   });
-  return {video_frames_decoded: v, audio_packets_received: a, state: pc.connectionState,
+  return {video_frames_decoded: v, audio_packets_received: a, audio_energy: energy, state: pc.connectionState,
           pair: local, remote, relay_protocol: relayProtocol};
 })()
 "#;
