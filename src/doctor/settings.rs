@@ -1,10 +1,12 @@
-//! The desktop client's settings (node URL, login) in the platform's config
-//! directory, and the session token in a file only the user can read.
+//! The desktop client's settings (node URL, login, devices) in the
+//! platform's config directory, and the session token in the OS keyring
+//! (the Secret Service on Linux desktops, the macOS Keychain, the Windows
+//! Credential Manager) or, where there is none, in a file only the user can
+//! read.
 //!
 //! Linux: `$XDG_CONFIG_HOME/telenode/` (usually `~/.config/telenode/`);
 //! macOS: `~/Library/Application Support/org.telenode.telenode/`; Windows:
-//! `%APPDATA%\telenode\telenode\config\`. The OS keyring is a later step.
-//! The chosen camera, microphone and speaker are kept here too.
+//! `%APPDATA%\telenode\telenode\config\`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,7 +39,21 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct SettingsStore {
     dir: PathBuf,
+    /// Try the OS keyring for the session token first.
+    keyring: bool,
 }
+
+/// Where a session token was put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPlace {
+    /// The OS keyring.
+    Keyring,
+    /// The 0600 session file (no keyring, or it refused).
+    File,
+}
+
+/// The keyring's service name for telenode's entries.
+const KEYRING_SERVICE: &str = "telenode";
 
 const SETTINGS_FILE: &str = "doctor.toml";
 const SESSION_FILE: &str = "session";
@@ -47,14 +63,36 @@ impl SettingsStore {
     pub fn platform() -> anyhow::Result<SettingsStore> {
         let dirs = directories::ProjectDirs::from("org", "telenode", "telenode")
             .context("no home directory to keep the settings in")?;
-        Ok(SettingsStore::at(dirs.config_dir()))
+        Ok(SettingsStore::with_keyring(dirs.config_dir()))
     }
 
-    /// Settings in `dir` (tests).
+    /// Settings in `dir`, the token in a file only (tests).
     pub fn at(dir: &Path) -> SettingsStore {
         SettingsStore {
             dir: dir.to_owned(),
+            keyring: false,
         }
+    }
+
+    /// Settings in `dir`, the token in the OS keyring where there is one.
+    pub fn with_keyring(dir: &Path) -> SettingsStore {
+        SettingsStore {
+            dir: dir.to_owned(),
+            keyring: true,
+        }
+    }
+
+    /// This store's keyring entry: one per settings directory, so two
+    /// configurations (or tests) never share a token. The name is not
+    /// secret.
+    fn keyring_entry(&self) -> Option<keyring::Entry> {
+        if !self.keyring {
+            return None;
+        }
+        let user = format!("session {}", self.dir.display());
+        keyring::Entry::new(KEYRING_SERVICE, &user)
+            .inspect_err(|e| tracing::debug!(error = %e, "no keyring entry"))
+            .ok()
     }
 
     pub fn dir(&self) -> &Path {
@@ -80,20 +118,53 @@ impl SettingsStore {
         write_private(&self.dir.join(SETTINGS_FILE), text.as_bytes())
     }
 
-    /// The saved session token, if any.
+    /// The saved session token, if any: from the keyring, else the file.
     pub fn session(&self) -> Option<String> {
+        if let Some(entry) = self.keyring_entry() {
+            match entry.get_password() {
+                Ok(t) if !t.trim().is_empty() => return Some(t.trim().to_owned()),
+                Ok(_) | Err(keyring::Error::NoEntry) => {}
+                Err(e) => tracing::debug!(error = %e, "keyring not readable"),
+            }
+        }
         let t = std::fs::read_to_string(self.dir.join(SESSION_FILE)).ok()?;
         let t = t.trim();
         (!t.is_empty()).then(|| t.to_owned())
     }
 
-    /// Keeps the session token, readable by this user only (0600).
-    pub fn save_session(&self, token: &str) -> anyhow::Result<()> {
+    /// Keeps the session token in the OS keyring, or where there is none
+    /// (a desktop without a Secret Service, a locked keyring) in a file
+    /// readable by this user only (0600). Returns where it went.
+    pub fn save_session(&self, token: &str) -> anyhow::Result<TokenPlace> {
+        if let Some(entry) = self.keyring_entry() {
+            match entry.set_password(token) {
+                Ok(()) => {
+                    // An older token on disk must not outlive this one.
+                    self.remove_session_file()?;
+                    return Ok(TokenPlace::Keyring);
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "no OS keyring; the session goes to a 0600 file");
+                }
+            }
+        }
         self.create_dir()?;
-        write_private(&self.dir.join(SESSION_FILE), token.as_bytes())
+        write_private(&self.dir.join(SESSION_FILE), token.as_bytes())?;
+        Ok(TokenPlace::File)
     }
 
+    /// Deletes the session token wherever it is kept.
     pub fn forget_session(&self) -> anyhow::Result<()> {
+        if let Some(entry) = self.keyring_entry() {
+            match entry.delete_credential() {
+                Ok(()) | Err(keyring::Error::NoEntry) => {}
+                Err(e) => tracing::debug!(error = %e, "keyring not reachable"),
+            }
+        }
+        self.remove_session_file()
+    }
+
+    fn remove_session_file(&self) -> anyhow::Result<()> {
         match std::fs::remove_file(self.dir.join(SESSION_FILE)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(e).context("removing the session file")
