@@ -431,3 +431,74 @@ async fn without_devices_silence_goes_out_as_dtx_and_the_receiver_sees_no_loss()
     tx.close().await;
     rx.close().await;
 }
+
+/// Devices switched during the call through the tap: the running tasks
+/// reopen what was chosen, keep the stream's size, and report it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_switch_during_the_call() {
+    let (tap_a, tap_b) = (MediaTap::new(), MediaTap::new());
+    let a = PeerOptions {
+        tap: Some(tap_a.clone()),
+        audio: AudioSource::Microphone {
+            device: Some("no such microphone".to_owned()),
+        },
+        video: VideoSource::Camera {
+            device: Some("/dev/no-such-camera".to_owned()),
+            width: 320,
+            height: 240,
+            fps: 30,
+        },
+        ..loopback(VideoSource::None, AudioSource::None)
+    };
+    let b = PeerOptions {
+        tap: Some(tap_b.clone()),
+        ..loopback(VideoSource::None, AudioSource::None)
+    };
+    let pair = connect(a, b).await;
+    let t0 = pair.t0;
+    let luma_spread = |f: &VideoFrame| {
+        let y = &f.i420[..(f.width * f.height) as usize];
+        y.iter().max().copied().unwrap_or(0) - y.iter().min().copied().unwrap_or(0)
+    };
+    // The still picture first: flat.
+    wait_until("the placeholder arrives", t0, || {
+        tap_b.latest_remote().is_some_and(|(n, _)| n > 5)
+    })
+    .await;
+    let (_, still) = tap_b.latest_remote().expect("picture");
+    assert!(luma_spread(&still) < 5, "a flat still picture");
+
+    // Switch to the test pattern (a size the call does not send is ignored)
+    // and to the tone.
+    tap_a.switch_camera(VideoSource::Synthetic {
+        width: 64,
+        height: 64,
+        fps: 5,
+    });
+    tap_a.switch_microphone(AudioSource::Tone { hz: 440.0 });
+    wait_until("the pattern arrives", t0, || {
+        tap_b
+            .latest_remote()
+            .is_some_and(|(_, f)| luma_spread(&f) > 100 && (f.width, f.height) == (320, 240))
+    })
+    .await;
+    let before = pair.answerer.stats().audio_frames_decoded;
+    wait_until("the tone is sent without DTX", t0, || {
+        pair.answerer.stats().audio_frames_decoded > before + 50
+    })
+    .await;
+
+    // A speaker that is not there: the switch is tried and reported.
+    tap_b.switch_speaker(telenode::peer::AudioOutput::Speaker {
+        device: Some("no such speaker".to_owned()),
+    });
+    wait_until("the speaker switch is reported", t0, || {
+        pair.answerer_log.lock().expect("log").iter().any(|(_, e)| {
+            matches!(e, PeerEvent::Device { kind: DeviceKind::Speaker, working: false, detail }
+                if detail.contains("no speaker called"))
+        })
+    })
+    .await;
+    pair.offerer.close().await;
+    pair.answerer.close().await;
+}

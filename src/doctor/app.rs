@@ -233,6 +233,18 @@ impl DoctorApp {
                     };
                     self.request(Request::SetDevices(choices));
                 }
+                Command::SwitchDevice(kind, choice) => {
+                    use crate::cli::DeviceChoice;
+                    if let Some(tap) = &self.tap {
+                        let choice = DeviceChoice::parse(&choice);
+                        match kind {
+                            DeviceKind::Microphone => tap.switch_microphone(choice.audio()),
+                            DeviceKind::Speaker => tap.switch_speaker(choice.output()),
+                            // The call keeps its size and rate.
+                            DeviceKind::Camera => tap.switch_camera(choice.video(0, 0, 0)),
+                        }
+                    }
+                }
                 Command::EndConsultation(id) => self.request(Request::End(id)),
                 Command::CopyToClipboard(text) => ctx.copy_text(text),
                 Command::Notify(text) => {
@@ -489,11 +501,13 @@ impl DoctorApp {
         });
     }
 
-    /// Camera, microphone and speaker for the next consultation.
+    /// Camera, microphone and speaker: for the next consultation, or at
+    /// once during a call.
     fn device_picker(&mut self, ui: &mut egui::Ui) {
         let mut chosen = Vec::new();
+        let in_call = self.state.screen == Screen::Call;
         egui::CollapsingHeader::new("Camera, microphone and speaker")
-            .id_salt("devices")
+            .id_salt(if in_call { "devices-call" } else { "devices" })
             .show(ui, |ui| {
                 let lists = self.device_lists.get_or_insert_with(DeviceLists::scan);
                 egui::Grid::new("device-grid")
@@ -529,7 +543,12 @@ impl DoctorApp {
                     if ui.button("Look for devices again").clicked() {
                         self.device_lists = None;
                     }
-                    ui.label(RichText::new("Changes apply from the next consultation.").weak());
+                    let when = if in_call {
+                        "Changes apply at once, and to the next consultations."
+                    } else {
+                        "Changes apply from the next consultation."
+                    };
+                    ui.label(RichText::new(when).weak());
                 });
             });
         for action in chosen {
@@ -683,6 +702,7 @@ impl DoctorApp {
                 .color(AMBER),
             );
         }
+        self.device_picker(ui);
         for note in call.devices.iter().filter(|d| !d.working) {
             let what = match note.kind {
                 DeviceKind::Camera => "Camera",

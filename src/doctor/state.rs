@@ -78,8 +78,9 @@ pub enum UserAction {
     HangUp,
     /// Leave the "ended" screen.
     Done,
-    /// Use this camera, microphone or speaker from the next consultation
-    /// on (a device id, `default`, `none`, or the test pattern or tone).
+    /// Use this camera, microphone or speaker (a device id, `default`,
+    /// `none`, or the test pattern or tone): at once in a call, and from
+    /// the next consultation on.
     ChooseDevice(DeviceKind, String),
     /// End a consultation from the list (its link stops working).
     EndConsultation(String),
@@ -129,6 +130,8 @@ pub enum Command {
     SetVideoMuted(bool),
     /// Keep the device choices and use them for the next consultation.
     SaveDevices(DeviceChoices),
+    /// Switch the running call to this device.
+    SwitchDevice(DeviceKind, String),
     EndConsultation(String),
     CopyToClipboard(String),
     /// A patient arrived: draw attention (sound, window hint).
@@ -155,6 +158,7 @@ impl std::fmt::Debug for Command {
             Command::SetVideoMuted(m) => write!(f, "SetVideoMuted({m})"),
             Command::EndConsultation(id) => write!(f, "EndConsultation({id})"),
             Command::SaveDevices(d) => write!(f, "SaveDevices({d:?})"),
+            Command::SwitchDevice(k, d) => write!(f, "SwitchDevice({k:?}, {d:?})"),
             Command::Notify(_) => f.write_str("Notify"),
         }
     }
@@ -356,9 +360,11 @@ impl State {
                 ) && call.is_some()
             }
             UserAction::Done => self.screen == Screen::Ended,
-            // Applies to the next consultation; not while one is set up.
+            // Between consultations, or switched at once in a call; not
+            // while a consultation is being set up.
             UserAction::ChooseDevice(..) => {
-                self.screen == Screen::Consultations && self.active.is_none()
+                (self.screen == Screen::Consultations && self.active.is_none())
+                    || self.screen == Screen::Call
             }
             UserAction::DismissError => self.error.is_some(),
         }
@@ -457,9 +463,12 @@ impl State {
             UserAction::ChooseDevice(kind, choice) => {
                 let slot = self.devices.slot(kind);
                 if *slot != choice {
-                    *slot = choice;
+                    slot.clone_from(&choice);
                     let all = self.devices.clone();
                     self.push(Command::SaveDevices(all));
+                    if self.screen == Screen::Call {
+                        self.push(Command::SwitchDevice(kind, choice));
+                    }
                 }
             }
             UserAction::Done => {
@@ -1140,7 +1149,7 @@ mod tests {
     }
 
     #[test]
-    fn device_choices_are_kept_between_calls_only() {
+    fn device_choices_are_kept_and_switch_a_running_call() {
         let t = Instant::now();
         let mut s = State::new(form(), false, false);
         s.handle_event(
@@ -1177,6 +1186,20 @@ mod tests {
         assert!(!s.allows(&choose(DeviceKind::Microphone, "tone")));
         s.handle_action(t, choose(DeviceKind::Microphone, "tone"));
         assert_eq!(s.devices, want);
+        drain(&mut s);
+        // In the call a choice switches the running call too.
+        s.handle_event(t, NetEvent::Agent(AgentEvent::Admitted));
+        assert_eq!(s.screen, Screen::Call);
+        s.handle_action(t, choose(DeviceKind::Microphone, "tone"));
+        let cmds = drain(&mut s);
+        assert!(
+            cmds.contains(&Command::SwitchDevice(
+                DeviceKind::Microphone,
+                "tone".into()
+            )),
+            "{cmds:?}"
+        );
+        assert_eq!(s.devices.microphone, "tone");
     }
 
     #[test]

@@ -632,7 +632,15 @@ impl AudioInput {
                     }
                 }
             }
-            AudioSource::None => AudioInput::Silence,
+            // Chosen during the call (a peer starts none without a track).
+            AudioSource::None => {
+                shared.device(
+                    DeviceKind::Microphone,
+                    false,
+                    "no microphone chosen — the other side hears silence".to_owned(),
+                );
+                AudioInput::Silence
+            }
         }
     }
 
@@ -702,7 +710,16 @@ pub(super) async fn send_audio(target: SendTarget, source: AudioSource, shared: 
     // last packet sent was a DTX frame.
     let mut skipped: u16 = 0;
     let mut in_dtx = false;
+    let mut microphone_seen = 0;
     loop {
+        if let Some(source) = shared
+            .tap
+            .as_ref()
+            .and_then(|t| t.microphone_switch(&mut microphone_seen))
+        {
+            input = AudioInput::open(source, &shared).await;
+            tick.reset();
+        }
         let mut pcm = input.next_frame(&mut tick, &shared).await;
         let wanted = loss_pct.load(Ordering::Relaxed);
         if wanted != planned
@@ -799,7 +816,16 @@ impl VideoInput {
             VideoSource::Synthetic { width, height, .. } => {
                 VideoInput::Pattern(TestPattern::new(width, height))
             }
-            VideoSource::None => VideoInput::Placeholder(Arc::from(Vec::new())),
+            // Chosen during the call (a peer starts none without a track):
+            // the still picture goes on.
+            VideoSource::None => {
+                shared.device(
+                    DeviceKind::Camera,
+                    false,
+                    "no camera chosen — the other side sees a still picture".to_owned(),
+                );
+                VideoInput::Placeholder(Arc::from(Vec::new()))
+            }
         }
     }
 
@@ -898,6 +924,7 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
     };
     let input = VideoInput::open(source, &shared).await;
     let mut state = Some((encoder, input));
+    let mut camera_seen = 0;
 
     // Keyframe requests (PLI/FIR) and the receiver's reports arrive as
     // events on the local track; the reports steer the bitrate.
@@ -943,6 +970,37 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
         let Some((mut encoder, mut input)) = state.take() else {
             return;
         };
+        if let Some(choice) = shared
+            .tap
+            .as_ref()
+            .and_then(|t| t.camera_switch(&mut camera_seen))
+        {
+            // The encoder keeps its size and rate; only the pictures change.
+            let fresh = match choice {
+                VideoSource::Camera { device, .. } => {
+                    VideoInput::open(
+                        VideoSource::Camera {
+                            device,
+                            width,
+                            height,
+                            fps,
+                        },
+                        &shared,
+                    )
+                    .await
+                }
+                VideoSource::Synthetic { .. } => {
+                    VideoInput::Pattern(TestPattern::new(width, height))
+                }
+                VideoSource::None => {
+                    let _ = VideoInput::open(VideoSource::None, &shared).await;
+                    VideoInput::Placeholder(placeholder_i420(width, height).into())
+                }
+            };
+            let old = std::mem::replace(&mut input, fresh);
+            // A camera may take a moment to close: not on this thread.
+            drop(tokio::task::spawn_blocking(move || drop(old)));
+        }
         if let Some(why) = input.camera_failure() {
             warn!(error = %why, "camera stopped; sending a still picture");
             shared.device(
@@ -1068,6 +1126,38 @@ const SPEAKER_LEAD: Duration = Duration::from_millis(60);
 /// How often the playout looks at the speaker's queue.
 const PLAYOUT_POLL: Duration = Duration::from_millis(10);
 
+/// Opens the speaker `output` names and says how that went; `None` plays
+/// nothing (said only when the doctor `chose` it during the call).
+async fn open_speaker(output: AudioOutput, chose: bool, shared: &Shared) -> Option<Speaker> {
+    let AudioOutput::Speaker { device } = output else {
+        if chose {
+            shared.device(
+                DeviceKind::Speaker,
+                false,
+                "no speaker chosen — the other side cannot be heard".to_owned(),
+            );
+        }
+        return None;
+    };
+    let opened = tokio::task::spawn_blocking(move || Speaker::open(device.as_deref())).await;
+    match opened {
+        Ok(Ok(speaker)) => {
+            shared.device(DeviceKind::Speaker, true, speaker.describe().to_owned());
+            Some(speaker)
+        }
+        Ok(Err(err)) => {
+            warn!(error = %format!("{err:#}"), "no speaker; audio is not played");
+            shared.device(
+                DeviceKind::Speaker,
+                false,
+                device_problem(&err, "the other side cannot be heard"),
+            );
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Takes 20 ms at a time out of the jitter buffer, decodes it (or rebuilds
 /// it from FEC, or conceals it) and plays it. With a speaker its clock
 /// sets the pace (the queue is kept at [`SPEAKER_LEAD`]); without one the
@@ -1085,37 +1175,24 @@ async fn play_audio(
             return;
         }
     };
-    let mut speaker = match output {
-        AudioOutput::None => None,
-        AudioOutput::Speaker { device } => {
-            let opened =
-                tokio::task::spawn_blocking(move || Speaker::open(device.as_deref())).await;
-            match opened {
-                Ok(Ok(speaker)) => {
-                    shared.device(DeviceKind::Speaker, true, speaker.describe().to_owned());
-                    Some(speaker)
-                }
-                Ok(Err(err)) => {
-                    warn!(error = %format!("{err:#}"), "no speaker; audio is not played");
-                    shared.device(
-                        DeviceKind::Speaker,
-                        false,
-                        device_problem(&err, "the other side cannot be heard"),
-                    );
-                    None
-                }
-                Err(_) => None,
-            }
-        }
-    };
+    let mut speaker = open_speaker(output, false, &shared).await;
     let mut pcm = vec![0i16; OPUS_MAX_SAMPLES];
     let mut mono = [0i16; AUDIO_FRAME];
     let mut tick = tokio::time::interval(PLAYOUT_POLL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut next_due = Instant::now();
+    let mut speaker_seen = 0;
     playing.store(true, Ordering::Release);
     loop {
         tick.tick().await;
+        if let Some(output) = shared
+            .tap
+            .as_ref()
+            .and_then(|t| t.speaker_switch(&mut speaker_seen))
+        {
+            speaker = open_speaker(output, true, &shared).await;
+            next_due = Instant::now();
+        }
         if let Some(why) = speaker.as_ref().and_then(Speaker::failure) {
             warn!(error = %why, "speaker stopped");
             shared.device(

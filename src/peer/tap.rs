@@ -1,6 +1,6 @@
 //! A small window into a running peer's media for a user interface: the
-//! latest decoded remote picture, the latest local (camera) picture, and the
-//! mute switches of what we send.
+//! latest decoded remote picture, the latest local (camera) picture, the
+//! mute switches of what we send, and device switches during a call.
 //!
 //! Optional and cheap when absent: a peer without a [`MediaTap`] copies no
 //! frames. With one, each decoded or sent picture is copied once into a
@@ -9,6 +9,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use super::{AudioOutput, AudioSource, VideoSource};
 
 /// One picture in packed I420 (Y plane, then U, then V; chroma halved in
 /// both directions, rounded up).
@@ -118,12 +120,47 @@ impl Slot {
     }
 }
 
+/// A device chosen during a call, numbered so each media task sees every
+/// change once.
+struct Switch<T> {
+    choice: Mutex<(u64, Option<T>)>,
+}
+
+impl<T> Default for Switch<T> {
+    fn default() -> Self {
+        Self {
+            choice: Mutex::new((0, None)),
+        }
+    }
+}
+
+impl<T: Clone> Switch<T> {
+    fn set(&self, choice: T) {
+        if let Ok(mut c) = self.choice.lock() {
+            *c = (c.0 + 1, Some(choice));
+        }
+    }
+
+    /// The choice, if it changed since `seen` (which is updated).
+    fn newer(&self, seen: &mut u64) -> Option<T> {
+        let c = self.choice.lock().ok()?;
+        if c.0 == *seen {
+            return None;
+        }
+        *seen = c.0;
+        c.1.clone()
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     remote: Slot,
     local: Slot,
     audio_muted: AtomicBool,
     video_muted: AtomicBool,
+    microphone: Switch<AudioSource>,
+    speaker: Switch<AudioOutput>,
+    camera: Switch<VideoSource>,
 }
 
 /// Shared between a user interface and the peer(s) of one call; clones share
@@ -203,6 +240,39 @@ impl MediaTap {
     pub fn video_muted(&self) -> bool {
         self.inner.video_muted.load(Ordering::Relaxed)
     }
+
+    /// Sends from this microphone from now on (`None` sends silence); a
+    /// peer restarted later in the call uses it too.
+    pub fn switch_microphone(&self, source: AudioSource) {
+        self.inner.microphone.set(source);
+    }
+
+    /// Plays on this speaker from now on.
+    pub fn switch_speaker(&self, output: AudioOutput) {
+        self.inner.speaker.set(output);
+    }
+
+    /// Sends from this camera from now on, at the size and rate the call
+    /// already sends (the source's own are ignored; `None` sends the
+    /// still placeholder picture).
+    pub fn switch_camera(&self, source: VideoSource) {
+        self.inner.camera.set(source);
+    }
+
+    /// The microphone chosen since `seen` (called by the peer).
+    pub fn microphone_switch(&self, seen: &mut u64) -> Option<AudioSource> {
+        self.inner.microphone.newer(seen)
+    }
+
+    /// The speaker chosen since `seen` (called by the peer).
+    pub fn speaker_switch(&self, seen: &mut u64) -> Option<AudioOutput> {
+        self.inner.speaker.newer(seen)
+    }
+
+    /// The camera chosen since `seen` (called by the peer).
+    pub fn camera_switch(&self, seen: &mut u64) -> Option<VideoSource> {
+        self.inner.camera.newer(seen)
+    }
 }
 
 /// A black I420 picture of `width` x `height`.
@@ -215,6 +285,33 @@ pub fn black_i420(width: u32, height: u32) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn device_switches_are_seen_once_by_each_task() {
+        let tap = MediaTap::new();
+        let (mut a, mut b) = (0, 0);
+        assert_eq!(tap.microphone_switch(&mut a), None);
+        tap.switch_microphone(AudioSource::Microphone { device: None });
+        tap.switch_microphone(AudioSource::None);
+        // Only the newest choice counts, once per reader.
+        assert_eq!(tap.microphone_switch(&mut a), Some(AudioSource::None));
+        assert_eq!(tap.microphone_switch(&mut a), None);
+        assert_eq!(tap.microphone_switch(&mut b), Some(AudioSource::None));
+        // A task that starts later (a restarted peer) still gets it.
+        let mut late = 0;
+        assert_eq!(
+            tap.clone().microphone_switch(&mut late),
+            Some(AudioSource::None)
+        );
+        // The kinds are separate.
+        assert_eq!(tap.camera_switch(&mut 0), None);
+        tap.switch_speaker(AudioOutput::Speaker { device: None });
+        assert_eq!(
+            tap.speaker_switch(&mut 0),
+            Some(AudioOutput::Speaker { device: None })
+        );
+    }
+
     use super::*;
 
     #[test]
