@@ -134,10 +134,15 @@ async fn the_doctors_microphone_reaches_the_patient_and_the_patient_comes_out_of
     );
     // The jitter buffer plays nearly everything it received as it came.
     let decoded = stats["audio_frames_decoded"].as_u64().unwrap_or(0);
-    let concealed = stats["audio_frames_concealed"].as_u64().unwrap_or(u64::MAX);
-    assert!(concealed * 20 < decoded, "few frames concealed: {stats}");
+    let concealed = stats["audio_frames_concealed"]
+        .as_u64()
+        .expect("audio_frames_concealed in the stats");
+    assert!(
+        concealed.saturating_mul(10) < decoded,
+        "few frames concealed: {stats}"
+    );
     let delay = stats["audio_jitter_delay_ms"].as_u64().unwrap_or(0);
-    assert!((20..=400).contains(&delay), "playout delay {delay} ms");
+    assert!((40..=400).contains(&delay), "playout delay {delay} ms");
 
     end_call(&page, &mut doctor).await;
 }

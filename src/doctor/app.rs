@@ -90,6 +90,15 @@ struct DeviceLists {
 }
 
 impl DeviceLists {
+    fn defaults_only() -> DeviceLists {
+        let entry = |v: &str, t: &str| vec![(v.to_owned(), t.to_owned())];
+        DeviceLists {
+            cameras: entry("", "The first camera"),
+            microphones: entry("", "The system's default"),
+            speakers: entry("", "The system's default"),
+        }
+    }
+
     fn scan() -> DeviceLists {
         use crate::peer::{camera, sound};
         let entry = |v: &str, t: &str| (v.to_owned(), t.to_owned());
@@ -119,6 +128,42 @@ impl DeviceLists {
     }
 }
 
+/// The device lists, found on a thread of their own: opening every camera
+/// and sound device can take a second, which the window must not freeze
+/// for (least of all during a call).
+enum DeviceScan {
+    NotYet,
+    Running(std::sync::mpsc::Receiver<DeviceLists>),
+    Done(DeviceLists),
+}
+
+impl DeviceScan {
+    /// The lists once found; starts the scan on first use.
+    fn lists(&mut self) -> Option<&DeviceLists> {
+        if let DeviceScan::NotYet = self {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(DeviceLists::scan());
+            });
+            *self = DeviceScan::Running(rx);
+        }
+        if let DeviceScan::Running(rx) = self {
+            match rx.try_recv() {
+                Ok(lists) => *self = DeviceScan::Done(lists),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+                // The scan died: offer the defaults only.
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    *self = DeviceScan::Done(DeviceLists::defaults_only());
+                }
+            }
+        }
+        match self {
+            DeviceScan::Done(lists) => Some(lists),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) struct DoctorApp {
     state: State,
     script: Option<Script>,
@@ -137,7 +182,7 @@ pub(crate) struct DoctorApp {
     saved_session: Option<String>,
     pending: Vec<UserAction>,
     /// The devices found, for the picker (scanned when it first opens).
-    device_lists: Option<DeviceLists>,
+    device_lists: DeviceScan,
     /// Where the arrival chime plays (`Some(None)`: the default speaker);
     /// `None` when the doctor chose no speaker.
     chime: Option<Option<String>>,
@@ -168,7 +213,7 @@ impl DoctorApp {
             shown_screen: None,
             saved_session,
             pending: Vec::new(),
-            device_lists: None,
+            device_lists: DeviceScan::NotYet,
             chime,
         }
     }
@@ -509,7 +554,14 @@ impl DoctorApp {
         egui::CollapsingHeader::new("Camera, microphone and speaker")
             .id_salt(if in_call { "devices-call" } else { "devices" })
             .show(ui, |ui| {
-                let lists = self.device_lists.get_or_insert_with(DeviceLists::scan);
+                let Some(lists) = self.device_lists.lists() else {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label("Looking for devices…");
+                    });
+                    ui.ctx().request_repaint_after(Duration::from_millis(100));
+                    return;
+                };
                 egui::Grid::new("device-grid")
                     .num_columns(2)
                     .show(ui, |ui| {
@@ -541,7 +593,7 @@ impl DoctorApp {
                     });
                 ui.horizontal(|ui| {
                     if ui.button("Look for devices again").clicked() {
-                        self.device_lists = None;
+                        self.device_lists = DeviceScan::NotYet;
                     }
                     let when = if in_call {
                         "Changes apply at once, and to the next consultations."
@@ -765,6 +817,7 @@ impl DoctorApp {
                 Color32::WHITE,
             );
             match call.device(DeviceKind::Camera) {
+                Some(note) if note.working && note.detail == "test picture" => "Test picture",
                 Some(note) if note.working => "You",
                 Some(_) => "No camera: the patient sees this still picture",
                 None => "Test picture",

@@ -43,6 +43,9 @@ pub(crate) enum Request {
 pub(crate) struct CallSetup {
     pub bind_ip: Option<IpAddr>,
     pub video: VideoSource,
+    /// Size and rate of the video (`--video`), kept for a camera chosen
+    /// later even when the call starts without video.
+    pub video_size: (u32, u32, u32),
     pub audio: AudioSource,
     pub audio_output: AudioOutput,
     pub force_relay: bool,
@@ -70,6 +73,10 @@ struct Bridge {
     api: Option<ApiClient>,
     agent: Option<CallAgent>,
     agent_events: Option<mpsc::UnboundedReceiver<AgentEvent>>,
+    /// The session token last handed to the settings store, so that the
+    /// keyring (a D-Bus round trip, perhaps an unlock prompt) is only asked
+    /// when the token changed.
+    kept_session: Option<String>,
 }
 
 /// Runs until the window drops its sender; hangs up a running call then.
@@ -86,6 +93,7 @@ pub(crate) async fn run(
         api: None,
         agent: None,
         agent_events: None,
+        kept_session: None,
     };
     loop {
         tokio::select! {
@@ -117,19 +125,32 @@ pub(crate) async fn run(
 impl Bridge {
     async fn handle(&mut self, r: Request) {
         self.handle_request(r).await;
-        self.keep_rotated_session();
+        self.keep_rotated_session().await;
     }
 
     /// The node rotates a session past half its lifetime: keep the new
-    /// token, so the next start of the window still finds a live one.
-    fn keep_rotated_session(&self) {
-        if let (Some(api), Some(s)) = (&self.api, &self.settings) {
-            let current = api.session();
-            if s.session().as_deref() != Some(current.as_str())
-                && let Err(e) = s.save_session(&current)
-            {
-                tracing::warn!(error = %format!("{e:#}"), "session not saved");
+    /// token, so the next start of the window still finds a live one. The
+    /// keyring is slow and may block: asked off the runtime's workers.
+    async fn keep_rotated_session(&mut self) {
+        let (Some(api), Some(s)) = (&self.api, &self.settings) else {
+            return;
+        };
+        let current = api.session();
+        if self.kept_session.as_deref() == Some(current.as_str()) {
+            return;
+        }
+        let (store, token) = (s.clone(), current.clone());
+        let saved = tokio::task::spawn_blocking(move || {
+            if store.session().as_deref() == Some(token.as_str()) {
+                return Ok(());
             }
+            store.save_session(&token).map(drop)
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => self.kept_session = Some(current),
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "session not saved"),
+            Err(e) => tracing::warn!(error = %e, "session not saved"),
         }
     }
 
@@ -157,7 +178,7 @@ impl Bridge {
                             .downcast_ref::<HttpError>()
                             .is_some_and(|h| matches!(h.status.as_u16(), 401 | 403));
                         if refused {
-                            self.forget_session();
+                            self.forget_session().await;
                             self.report.send(NetEvent::SessionMissing);
                         } else {
                             self.report.send(NetEvent::SignInFailed(format!(
@@ -176,17 +197,16 @@ impl Bridge {
                 .await
             {
                 Ok(api) => {
+                    // The session token is kept after this request (see
+                    // keep_rotated_session), off the runtime's workers.
                     if let Some(s) = &self.settings {
-                        let saved = s
-                            .load()
-                            .and_then(|old| {
-                                s.save(&Settings {
-                                    node: api.base().to_owned(),
-                                    login: login.clone(),
-                                    ..old
-                                })
+                        let saved = s.load().and_then(|old| {
+                            s.save(&Settings {
+                                node: api.base().to_owned(),
+                                login: login.clone(),
+                                ..old
                             })
-                            .and_then(|()| s.save_session(&api.session()));
+                        });
                         if let Err(e) = saved {
                             tracing::warn!(error = %format!("{e:#}"), "settings not saved");
                         }
@@ -205,7 +225,7 @@ impl Bridge {
                 {
                     tracing::debug!(error = %format!("{e:#}"), "logout");
                 }
-                self.forget_session();
+                self.forget_session().await;
             }
             Request::List => {
                 if let Some(api) = &self.api {
@@ -236,7 +256,7 @@ impl Bridge {
             }
             Request::SetDevices(choices) => {
                 use crate::cli::DeviceChoice;
-                let (width, height, fps) = self.setup.video.params().unwrap_or((640, 480, 30));
+                let (width, height, fps) = self.setup.video_size;
                 self.setup.video = DeviceChoice::parse(&choices.camera).video(width, height, fps);
                 self.setup.audio = DeviceChoice::parse(&choices.microphone).audio();
                 self.setup.audio_output = DeviceChoice::parse(&choices.speaker).output();
@@ -294,11 +314,15 @@ impl Bridge {
         Ok(())
     }
 
-    fn forget_session(&self) {
-        if let Some(s) = &self.settings
-            && let Err(e) = s.forget_session()
-        {
-            tracing::warn!(error = %format!("{e:#}"), "session file not removed");
+    /// Deletes the kept token (keyring or file), off the runtime's workers.
+    async fn forget_session(&mut self) {
+        self.kept_session = None;
+        if let Some(s) = self.settings.clone() {
+            match tokio::task::spawn_blocking(move || s.forget_session()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "session not removed"),
+                Err(e) => tracing::warn!(error = %e, "session not removed"),
+            }
         }
     }
 }

@@ -110,6 +110,7 @@ pub fn run_window(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let (net_tx, net_rx) = std::sync::mpsc::channel();
     let setup = bridge::CallSetup {
         bind_ip: args.bind_ip,
+        video_size: crate::cli::parse_video(&args.video).unwrap_or((640, 480, 30)),
         video,
         audio,
         audio_output,

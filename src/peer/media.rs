@@ -592,10 +592,22 @@ fn device_problem(err: &anyhow::Error, instead: &str) -> String {
     format!("{} — {instead}", what.trim_end_matches(['.', ' ']))
 }
 
+/// How long a microphone may deliver nothing before the call goes on
+/// with silence and says so (a working one delivers every 10–20 ms once
+/// started; a sound server may take a second or two to start).
+const MICROPHONE_SILENT_LIMIT: Duration = Duration::from_secs(5);
+/// How long the sender waits for the microphone before it looks for a
+/// device switch again.
+const MICROPHONE_POLL: Duration = Duration::from_millis(250);
+
 /// Where the audio to send comes from.
 enum AudioInput {
     Tone(Tone),
-    Microphone(Microphone),
+    Microphone {
+        mic: Microphone,
+        /// When the last frame came (or the device opened).
+        heard: Instant,
+    },
     /// No microphone (or it failed): silence, which DTX makes nearly free.
     Silence,
 }
@@ -607,6 +619,7 @@ impl AudioInput {
         match source {
             AudioSource::Tone { hz } => {
                 info!(hz, "sending audio");
+                shared.device(DeviceKind::Microphone, true, format!("test tone ({hz} Hz)"));
                 AudioInput::Tone(Tone::new(hz))
             }
             AudioSource::Microphone { device } => {
@@ -615,7 +628,10 @@ impl AudioInput {
                 match opened {
                     Ok(Ok(mic)) => {
                         shared.device(DeviceKind::Microphone, true, mic.describe().to_owned());
-                        AudioInput::Microphone(mic)
+                        AudioInput::Microphone {
+                            mic,
+                            heard: Instant::now(),
+                        }
                     }
                     Ok(Err(err)) => {
                         warn!(error = %format!("{err:#}"), "no microphone; sending silence");
@@ -650,12 +666,25 @@ impl AudioInput {
         &mut self,
         tick: &mut tokio::time::Interval,
         shared: &Shared,
-    ) -> [i16; AUDIO_FRAME] {
-        if let AudioInput::Microphone(mic) = self {
-            if let Some(frame) = mic.next_frame().await {
-                return frame;
+    ) -> Option<[i16; AUDIO_FRAME]> {
+        if let AudioInput::Microphone { mic, heard } = self {
+            // Waits in short steps, so that a device switch is seen soon
+            // even while the microphone delivers nothing.
+            match tokio::time::timeout(MICROPHONE_POLL, mic.next_frame()).await {
+                Ok(Some(frame)) => {
+                    *heard = Instant::now();
+                    return Some(frame);
+                }
+                // Starting up (a sound server can take a second or two) or
+                // a hiccup: nothing to send yet.
+                Err(_) if mic.failure().is_none() && heard.elapsed() < MICROPHONE_SILENT_LIMIT => {
+                    return None;
+                }
+                Ok(None) | Err(_) => {}
             }
-            let why = mic.failure().unwrap_or_else(|| "stopped".to_owned());
+            let why = mic
+                .failure()
+                .unwrap_or_else(|| "it delivers nothing".to_owned());
             warn!(error = %why, "microphone stopped; sending silence");
             shared.device(
                 DeviceKind::Microphone,
@@ -666,10 +695,10 @@ impl AudioInput {
             tick.reset();
         }
         tick.tick().await;
-        match self {
+        Some(match self {
             AudioInput::Tone(tone) => tone.next_frame(),
             _ => [0; AUDIO_FRAME],
-        }
+        })
     }
 }
 
@@ -685,6 +714,13 @@ pub(super) async fn send_audio(target: SendTarget, source: AudioSource, shared: 
             return;
         }
     };
+    // A peer restarted during the call starts with what was switched to.
+    let mut microphone_seen = 0;
+    let source = shared
+        .tap
+        .as_ref()
+        .and_then(|t| t.microphone_switch(&mut microphone_seen))
+        .unwrap_or(source);
     let mut input = AudioInput::open(source, &shared).await;
     let mut packet = vec![0u8; 1500];
     let mut tick = tokio::time::interval(AUDIO_FRAME_DURATION);
@@ -710,7 +746,6 @@ pub(super) async fn send_audio(target: SendTarget, source: AudioSource, shared: 
     // last packet sent was a DTX frame.
     let mut skipped: u16 = 0;
     let mut in_dtx = false;
-    let mut microphone_seen = 0;
     loop {
         if let Some(source) = shared
             .tap
@@ -720,7 +755,9 @@ pub(super) async fn send_audio(target: SendTarget, source: AudioSource, shared: 
             input = AudioInput::open(source, &shared).await;
             tick.reset();
         }
-        let mut pcm = input.next_frame(&mut tick, &shared).await;
+        let Some(mut pcm) = input.next_frame(&mut tick, &shared).await else {
+            continue;
+        };
         let wanted = loss_pct.load(Ordering::Relaxed);
         if wanted != planned
             && encoder
@@ -766,11 +803,27 @@ pub(super) async fn send_audio(target: SendTarget, source: AudioSource, shared: 
     }
 }
 
+/// An open camera that is closed on the blocking pool when dropped:
+/// closing waits for its capture thread, which must not stall a runtime
+/// worker (the send task may be aborted anywhere).
+struct OpenCamera(Option<Camera>);
+
+impl Drop for OpenCamera {
+    fn drop(&mut self) {
+        if let Some(camera) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || drop(camera))),
+                Err(_) => drop(camera),
+            }
+        }
+    }
+}
+
 /// Where the pictures to send come from.
 enum VideoInput {
     Pattern(TestPattern),
     Camera {
-        camera: Camera,
+        camera: OpenCamera,
         /// The newest picture (the camera may deliver slower than we send).
         last: Vec<u8>,
     },
@@ -797,7 +850,7 @@ impl VideoInput {
                     Ok(Ok(camera)) => {
                         shared.device(DeviceKind::Camera, true, camera.describe());
                         VideoInput::Camera {
-                            camera,
+                            camera: OpenCamera(Some(camera)),
                             last: placeholder_i420(width, height),
                         }
                     }
@@ -814,6 +867,7 @@ impl VideoInput {
                 }
             }
             VideoSource::Synthetic { width, height, .. } => {
+                shared.device(DeviceKind::Camera, true, "test picture".to_owned());
                 VideoInput::Pattern(TestPattern::new(width, height))
             }
             // Chosen during the call (a peer starts none without a track):
@@ -835,7 +889,7 @@ impl VideoInput {
         match self {
             VideoInput::Pattern(pattern) => pattern.render(index),
             VideoInput::Camera { camera, last } => {
-                if let Some(frame) = camera.latest() {
+                if let Some(frame) = camera.0.as_ref().and_then(Camera::latest) {
                     *last = frame;
                 }
                 last
@@ -847,7 +901,7 @@ impl VideoInput {
     /// Why the camera stopped, once it did.
     fn camera_failure(&self) -> Option<String> {
         match self {
-            VideoInput::Camera { camera, .. } => camera.failure(),
+            VideoInput::Camera { camera, .. } => camera.0.as_ref().and_then(Camera::failure),
             _ => None,
         }
     }
@@ -922,9 +976,24 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
             return;
         }
     };
+    // A peer restarted during the call starts with what was switched to.
+    let mut camera_seen = 0;
+    let source = match shared
+        .tap
+        .as_ref()
+        .and_then(|t| t.camera_switch(&mut camera_seen))
+    {
+        Some(VideoSource::Camera { device, .. }) => VideoSource::Camera {
+            device,
+            width,
+            height,
+            fps,
+        },
+        Some(VideoSource::Synthetic { .. }) => VideoSource::Synthetic { width, height, fps },
+        Some(VideoSource::None) | None => source,
+    };
     let input = VideoInput::open(source, &shared).await;
     let mut state = Some((encoder, input));
-    let mut camera_seen = 0;
 
     // Keyframe requests (PLI/FIR) and the receiver's reports arrive as
     // events on the local track; the reports steer the bitrate.
@@ -990,7 +1059,7 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
                     .await
                 }
                 VideoSource::Synthetic { .. } => {
-                    VideoInput::Pattern(TestPattern::new(width, height))
+                    VideoInput::open(VideoSource::Synthetic { width, height, fps }, &shared).await
                 }
                 VideoSource::None => {
                     let _ = VideoInput::open(VideoSource::None, &shared).await;
@@ -1008,7 +1077,11 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
                 false,
                 format!("the camera stopped ({why}) — the other side sees a still picture"),
             );
-            input = VideoInput::Placeholder(placeholder_i420(width, height).into());
+            let old = std::mem::replace(
+                &mut input,
+                VideoInput::Placeholder(placeholder_i420(width, height).into()),
+            );
+            drop(tokio::task::spawn_blocking(move || drop(old)));
         }
         let pts = index as i64;
         // Honour a keyframe request, but not more than every KEYFRAME_GAP.
@@ -1123,6 +1196,8 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// How far ahead of the speaker the playout keeps decoded audio: enough to
 /// ride out a late wake-up of this task, little enough not to be heard.
 const SPEAKER_LEAD: Duration = Duration::from_millis(60);
+/// Most frames the playout takes out per wake-up (10 ms apart).
+const MAX_POPS_PER_POLL: usize = 8;
 /// How often the playout looks at the speaker's queue.
 const PLAYOUT_POLL: Duration = Duration::from_millis(10);
 
@@ -1175,13 +1250,19 @@ async fn play_audio(
             return;
         }
     };
+    // A peer restarted during the call starts with what was switched to.
+    let mut speaker_seen = 0;
+    let output = shared
+        .tap
+        .as_ref()
+        .and_then(|t| t.speaker_switch(&mut speaker_seen))
+        .unwrap_or(output);
     let mut speaker = open_speaker(output, false, &shared).await;
     let mut pcm = vec![0i16; OPUS_MAX_SAMPLES];
     let mut mono = [0i16; AUDIO_FRAME];
     let mut tick = tokio::time::interval(PLAYOUT_POLL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut next_due = Instant::now();
-    let mut speaker_seen = 0;
     playing.store(true, Ordering::Release);
     loop {
         tick.tick().await;
@@ -1203,7 +1284,9 @@ async fn play_audio(
             speaker = None;
             next_due = Instant::now();
         }
-        loop {
+        // At most a few frames per wake-up: a speaker whose queue does not
+        // grow (a broken device) must not keep this task from yielding.
+        for _ in 0..MAX_POPS_PER_POLL {
             let now = Instant::now();
             let due = match &speaker {
                 Some(s) => s.queued() < SPEAKER_LEAD,

@@ -18,7 +18,7 @@ use anyhow::Context;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::media::{AUDIO_FRAME, AUDIO_RATE};
 
@@ -115,6 +115,11 @@ fn stream_config(
     .context("the device reports no usable format")?;
     let channels = default.channels();
     let format = default.sample_format();
+    anyhow::ensure!(
+        channels > 0 && default.sample_rate() > 0,
+        "the device reports {channels} channels at {} Hz",
+        default.sample_rate()
+    );
     let takes_48k = if input {
         device
             .supported_input_configs()
@@ -334,13 +339,37 @@ where
                 scratch.extend(data.iter().map(|&s| s.to_sample::<f32>()));
                 capture.push(&scratch);
             },
-            move |err| {
-                warn!(error = %err, "microphone error");
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(err.to_string());
-            },
+            on_stream_error("microphone", failed),
             None,
         )
         .context("the microphone cannot be opened")
+}
+
+/// A stream's error callback. A glitch (an under- or overrun on a busy
+/// machine) is counted and the stream goes on; only a device that went
+/// away or a stream the system invalidated counts as a failure, once.
+fn on_stream_error(
+    what: &'static str,
+    failed: Arc<Mutex<Option<String>>>,
+) -> impl FnMut(cpal::StreamError) + Send + 'static {
+    let mut glitches: u64 = 0;
+    move |err| match err {
+        cpal::StreamError::BufferUnderrun => {
+            glitches += 1;
+            // The first, then every thousandth: a busy machine can glitch
+            // often, and the log must not flood.
+            if glitches % 1000 == 1 {
+                debug!(device = what, glitches, "audio glitch");
+            }
+        }
+        other => {
+            let mut failed = lock(&failed);
+            if failed.is_none() {
+                warn!(device = what, error = %other, "audio device failed");
+                *failed = Some(other.to_string());
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -496,10 +525,7 @@ where
                     *out = T::from_sample(s);
                 }
             },
-            move |err| {
-                warn!(error = %err, "speaker error");
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(err.to_string());
-            },
+            on_stream_error("speaker", failed),
             None,
         )
         .context("the speaker cannot be opened")

@@ -1,8 +1,11 @@
 //! A private PulseAudio server for sound-device tests: a null sink as the
-//! speaker (its monitor records what was played) and a sine source as the
-//! microphone, both paced by the server's clock like real devices. The
-//! client reaches it through ALSA's pulse plugin, which is what cpal opens
-//! as the `default` device, with `PULSE_SERVER` pointing at the socket.
+//! speaker (its monitor records what was played) and, as the microphone,
+//! the monitor of a second null sink that `pacat` feeds a sine into with
+//! 20 ms latency, both paced by the server's clock like real devices.
+//! (PulseAudio's own sine source delivers in 2-second bursts, nothing like
+//! a microphone.) The client reaches it through ALSA's pulse plugin, which
+//! is what cpal opens as the `default` device, with `PULSE_SERVER` pointing
+//! at the socket.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,6 +15,7 @@ pub struct Pulse {
     _dir: tempfile::TempDir,
     socket: PathBuf,
     daemon: Child,
+    feed: Option<Child>,
 }
 
 /// The sink the client plays into.
@@ -28,9 +32,9 @@ impl Pulse {
             format!(
                 "load-module module-native-protocol-unix socket={} auth-anonymous=1\n\
                  load-module module-null-sink sink_name={SPEAKER} rate=48000 channels=1\n\
-                 load-module module-sine-source source_name=telenode_mic frequency={mic_hz} rate=48000\n\
+                 load-module module-null-sink sink_name=telenode_mic rate=48000 channels=1\n\
                  set-default-sink {SPEAKER}\n\
-                 set-default-source telenode_mic\n",
+                 set-default-source telenode_mic.monitor\n",
                 socket.display()
             ),
         )
@@ -57,11 +61,47 @@ impl Pulse {
             assert!(Instant::now() < deadline, "pulseaudio did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Pulse {
+        let mut pulse = Pulse {
             _dir: dir,
             socket,
             daemon,
-        }
+            feed: None,
+        };
+        pulse.feed = Some(pulse.feed_microphone(mic_hz));
+        pulse
+    }
+
+    /// Plays a sine into the microphone's sink, for as long as the server
+    /// runs (pacat's pace is the server's clock).
+    fn feed_microphone(&self, hz: u32) -> Child {
+        let mut pacat = Command::new("pacat")
+            .arg(format!("--server={}", self.server()))
+            .args([
+                "--device=telenode_mic",
+                "--format=s16le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=20",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pacat runs");
+        let mut stdin = pacat.stdin.take().expect("stdin");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // One second of the sine, a whole number of periods, repeated.
+            let second: Vec<u8> = (0..48_000)
+                .flat_map(|i| {
+                    let t = i as f64 / 48_000.0;
+                    let s = (8000.0 * (std::f64::consts::TAU * f64::from(hz) * t).sin()) as i16;
+                    s.to_le_bytes()
+                })
+                .collect();
+            while stdin.write_all(&second).is_ok() {}
+        });
+        pacat
     }
 
     /// The value of `PULSE_SERVER` for clients.
@@ -94,6 +134,10 @@ impl Pulse {
 
 impl Drop for Pulse {
     fn drop(&mut self) {
+        if let Some(mut feed) = self.feed.take() {
+            let _ = feed.kill();
+            let _ = feed.wait();
+        }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }
