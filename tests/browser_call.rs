@@ -8,34 +8,19 @@ use std::time::{Duration, Instant};
 
 use common::Node;
 use common::browser::{Chromium, READ_STATS, eval, hang_up, join_as_patient, page_sas, wait_true};
-use common::process::HeadlessDoctor;
-use tokio::process::Command;
+use common::process::{HeadlessDoctor, headless_doctor_command};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_patient_and_headless_doctor_see_and_hear_each_other() {
     let node = Node::start().await;
     let totp = node.add_doctor("dr-weber", "Dr. Weber");
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_telenode"));
-    command
-        .args([
-            "doctor",
-            "--headless",
-            "--node",
-            &node.base,
-            "--login",
-            "dr-weber",
-            "--bind-ip",
-            "127.0.0.1",
-            "--video",
-            "320x240@30",
-            "new-consultation",
-            "--auto-admit",
-        ])
-        .env("TELENODE_PASSWORD", common::PASSWORD)
-        .env("TELENODE_TOTP_SECRET", &totp)
-        .env("RUST_LOG", "warn");
-    let mut doctor = HeadlessDoctor::spawn(command);
+    let mut doctor = HeadlessDoctor::spawn(headless_doctor_command(
+        &node.base,
+        "dr-weber",
+        &totp,
+        &["--video", "320x240@30", "new-consultation", "--auto-admit"],
+    ));
     let link = doctor.next_event().await;
     assert_eq!(link["event"], "link");
     let url = link["url"].as_str().expect("url").to_owned();

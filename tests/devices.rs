@@ -10,31 +10,15 @@ use std::time::{Duration, Instant};
 
 use common::Node;
 use common::browser::{Chromium, READ_STATS, eval, hang_up, join_as_patient};
-use common::process::HeadlessDoctor;
+use common::process::{HeadlessDoctor, headless_doctor_command};
 use common::pulse::{Pulse, rms};
 use tokio::process::Command;
 
 fn doctor_command(node: &Node, totp: &str, devices: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_telenode"));
-    command
-        .args([
-            "doctor",
-            "--headless",
-            "--node",
-            &node.base,
-            "--login",
-            "dr-weber",
-            "--bind-ip",
-            "127.0.0.1",
-            "--video",
-            "320x240@15",
-        ])
-        .args(devices)
-        .args(["new-consultation", "--auto-admit"])
-        .env("TELENODE_PASSWORD", common::PASSWORD)
-        .env("TELENODE_TOTP_SECRET", totp)
-        .env("RUST_LOG", "warn");
-    command
+    let mut args = vec!["--video", "320x240@15"];
+    args.extend_from_slice(devices);
+    args.extend(["new-consultation", "--auto-admit"]);
+    headless_doctor_command(&node.base, "dr-weber", totp, &args)
 }
 
 /// Reads doctor events until `done` holds for a stats event (or 40 s);

@@ -357,14 +357,9 @@ async fn media_tap_shows_pictures_and_camera_off_sends_black() {
     pair.answerer.close().await;
 }
 
-/// Without a microphone or camera the peer still calls: it sends silence
-/// and a still picture, and says so. Silence goes out as Opus DTX: the
-/// frames left out move the next packet's timestamp but not its sequence
-/// number, so the receiver sees pauses, not loss (the vendored webrtc's
-/// DTX-gap patch), and conceals nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_devices_silence_goes_out_as_dtx_and_the_receiver_sees_no_loss() {
-    let missing = PeerOptions {
+/// A peer asking for a microphone and a 320x240 camera that do not exist.
+fn without_devices(fps: u32) -> PeerOptions {
+    PeerOptions {
         audio: AudioSource::Microphone {
             device: Some("no such microphone".to_owned()),
         },
@@ -372,10 +367,20 @@ async fn without_devices_silence_goes_out_as_dtx_and_the_receiver_sees_no_loss()
             device: Some("/dev/no-such-camera".to_owned()),
             width: 320,
             height: 240,
-            fps: 15,
+            fps,
         },
         ..loopback(VideoSource::None, AudioSource::None)
-    };
+    }
+}
+
+/// Without a microphone or camera the peer still calls: it sends silence
+/// and a still picture, and says so. Silence goes out as Opus DTX: the
+/// frames left out move the next packet's timestamp but not its sequence
+/// number, so the receiver sees pauses, not loss (the vendored webrtc's
+/// DTX-gap patch), and conceals nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_devices_silence_goes_out_as_dtx_and_the_receiver_sees_no_loss() {
+    let missing = without_devices(15);
     let receiver = loopback(VideoSource::None, AudioSource::None);
     let pair = connect(missing, receiver).await;
     let (tx, rx, t0) = (&pair.offerer, &pair.answerer, pair.t0);
@@ -442,16 +447,7 @@ async fn devices_switch_during_the_call() {
     let (tap_a, tap_b) = (MediaTap::new(), MediaTap::new());
     let a = PeerOptions {
         tap: Some(tap_a.clone()),
-        audio: AudioSource::Microphone {
-            device: Some("no such microphone".to_owned()),
-        },
-        video: VideoSource::Camera {
-            device: Some("/dev/no-such-camera".to_owned()),
-            width: 320,
-            height: 240,
-            fps: 30,
-        },
-        ..loopback(VideoSource::None, AudioSource::None)
+        ..without_devices(30)
     };
     let b = PeerOptions {
         tap: Some(tap_b.clone()),

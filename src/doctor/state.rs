@@ -1087,10 +1087,10 @@ mod tests {
         assert!(s.ending.unwrap().words.contains("declined"));
     }
 
-    #[test]
-    fn no_microphone_fixes_the_mute_switch() {
+    /// A state in a call (consultation created, patient admitted).
+    fn in_call(no_microphone: bool) -> (State, Instant) {
         let t = Instant::now();
-        let mut s = State::new(form(), false, true);
+        let mut s = State::new(form(), false, no_microphone);
         s.handle_event(
             t,
             NetEvent::ConsultationCreated {
@@ -1099,22 +1099,19 @@ mod tests {
             },
         );
         s.handle_event(t, NetEvent::Agent(AgentEvent::Admitted));
+        (s, t)
+    }
+
+    #[test]
+    fn no_microphone_fixes_the_mute_switch() {
+        let (s, _) = in_call(true);
         assert!(!s.allows(&UserAction::ToggleMute));
         assert!(s.allows(&UserAction::ToggleCamera));
     }
 
     #[test]
     fn device_notes_show_and_a_missing_microphone_fixes_the_mute_switch() {
-        let t = Instant::now();
-        let mut s = State::new(form(), false, false);
-        s.handle_event(
-            t,
-            NetEvent::ConsultationCreated {
-                id: "c".into(),
-                url: "u".into(),
-            },
-        );
-        s.handle_event(t, NetEvent::Agent(AgentEvent::Admitted));
+        let (mut s, t) = in_call(false);
         assert!(s.allows(&UserAction::ToggleMute));
         let device = |kind, working, detail: &str| {
             NetEvent::Agent(AgentEvent::Device {

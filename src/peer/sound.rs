@@ -246,15 +246,7 @@ impl Microphone {
                 SampleFormat::F32 => input_stream::<f32>(&device, &config, capture, &ready.failed),
                 other => anyhow::bail!("sample format {other} is not supported"),
             }?;
-            stream.play().context("the microphone does not start")?;
-            let name = describe_device(&device).map_or_else(|| "?".to_owned(), |d| d.name);
-            Ok((
-                Box::new(stream) as Box<dyn std::any::Any>,
-                format!(
-                    "{name} ({} Hz, {} channel(s))",
-                    config.sample_rate, config.channels
-                ),
-            ))
+            start(stream, &device, &config, "microphone")
         })?;
         info!(device = %description, "microphone open");
         Ok(Microphone {
@@ -420,15 +412,7 @@ impl Speaker {
                 SampleFormat::F32 => output_stream::<f32>(&device, &config, &shared, &ready.failed),
                 other => anyhow::bail!("sample format {other} is not supported"),
             }?;
-            stream.play().context("the speaker does not start")?;
-            let name = describe_device(&device).map_or_else(|| "?".to_owned(), |d| d.name);
-            Ok((
-                Box::new(stream) as Box<dyn std::any::Any>,
-                format!(
-                    "{name} ({} Hz, {} channel(s))",
-                    config.sample_rate, config.channels
-                ),
-            ))
+            start(stream, &device, &config, "speaker")
         })?;
         info!(device = %description, "speaker open");
         Ok(Speaker {
@@ -557,6 +541,27 @@ pub fn play_chime(choice: Option<String>) {
         }
         Err(err) => info!(error = %format!("{err:#}"), "no arrival sound"),
     });
+}
+
+/// Starts `stream` and names the device and format, for logs and the
+/// window.
+fn start(
+    stream: cpal::Stream,
+    device: &cpal::Device,
+    config: &StreamConfig,
+    what: &str,
+) -> anyhow::Result<Opened> {
+    stream
+        .play()
+        .with_context(|| format!("the {what} does not start"))?;
+    let name = describe_device(device).map_or_else(|| "?".to_owned(), |d| d.name);
+    Ok((
+        Box::new(stream),
+        format!(
+            "{name} ({} Hz, {} channel(s))",
+            config.sample_rate, config.channels
+        ),
+    ))
 }
 
 // ---------------------------------------------------------------------------

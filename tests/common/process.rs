@@ -156,6 +156,22 @@ impl NodeProcess {
     }
 }
 
+/// `telenode doctor --headless` signed in as `login` (password
+/// [`super::PASSWORD`], second factor from `totp`) at the node `base`, its
+/// media on loopback, with `args` after that (options, then the action);
+/// logs at `warn`.
+pub fn headless_doctor_command(base: &str, login: &str, totp: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(EXE);
+    command
+        .args(["doctor", "--headless", "--node", base, "--login", login])
+        .args(["--bind-ip", "127.0.0.1"])
+        .args(args)
+        .env("TELENODE_PASSWORD", super::PASSWORD)
+        .env("TELENODE_TOTP_SECRET", totp)
+        .env("RUST_LOG", "warn");
+    command
+}
+
 /// `telenode doctor --headless …` as a process, read one JSON event a line.
 pub struct HeadlessDoctor {
     pub child: Child,
