@@ -63,9 +63,33 @@ fn list(input: bool) -> Vec<SoundDevice> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|d| describe_device(&d))
+        .filter(|d| !is_alsa_plugin(&d.id))
         .collect();
     out.dedup_by(|a, b| a.id == b.id);
     out
+}
+
+/// ALSA lists its converter and bridge plugins beside the sound devices
+/// ("Rate Converter Plugin Using Libav", "JACK", "Discard all samples"):
+/// no use to a doctor choosing a microphone, so the list leaves them out
+/// (they can still be named by id).
+fn is_alsa_plugin(id: &str) -> bool {
+    const PLUGINS: [&str; 13] = [
+        "null",
+        "lavrate",
+        "samplerate",
+        "speexrate",
+        "speex",
+        "jack",
+        "oss",
+        "upmix",
+        "vdownmix",
+        "a52",
+        "usbstream",
+        "dmix",
+        "dsnoop",
+    ];
+    PLUGINS.contains(&id)
 }
 
 fn describe_device(device: &cpal::Device) -> Option<SoundDevice> {
@@ -726,6 +750,22 @@ mod tests {
         let samples: Vec<f32> = got[1].iter().map(|&s| f32::from(s) / 32768.0).collect();
         let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
         assert!((peak - 0.5).abs() < 0.02, "peak {peak}");
+    }
+
+    #[test]
+    fn alsa_plugins_are_not_offered_as_devices() {
+        for plugin in ["null", "lavrate", "jack", "upmix"] {
+            assert!(is_alsa_plugin(plugin), "{plugin}");
+        }
+        for device in [
+            "default",
+            "pulse",
+            "pipewire",
+            "hw:CARD=PCH,DEV=0",
+            "sysdefault:CARD=USB",
+        ] {
+            assert!(!is_alsa_plugin(device), "{device}");
+        }
     }
 
     #[test]
