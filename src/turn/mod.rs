@@ -633,8 +633,15 @@ async fn accept_loop(
     };
     let open = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CLIENTS));
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(v) => v,
+            Err(e) => {
+                // Out of file descriptors (EMFILE) and the like: retrying
+                // at once would spin a core until one is freed.
+                tracing::debug!(error = %e, "TURN accept");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
             continue;
