@@ -842,6 +842,21 @@ mod tests {
         std::iter::from_fn(|| s.poll_command()).collect()
     }
 
+    /// A state just signed in (its first command, loading the list, still
+    /// queued).
+    fn signed_in() -> (State, Instant) {
+        let t = Instant::now();
+        let mut s = State::new(form(), false, false);
+        s.handle_event(
+            t,
+            NetEvent::SignedIn {
+                node: "https://n".into(),
+                login: "dr".into(),
+            },
+        );
+        (s, t)
+    }
+
     /// A state in the waiting room with a patient named `name`.
     fn waiting(name: Option<&str>) -> (State, Instant) {
         let t0 = Instant::now();
@@ -949,15 +964,7 @@ mod tests {
 
     #[test]
     fn signed_in_lists_consultations() {
-        let t = Instant::now();
-        let mut s = State::new(form(), false, false);
-        s.handle_event(
-            t,
-            NetEvent::SignedIn {
-                node: "https://n".into(),
-                login: "dr".into(),
-            },
-        );
+        let (mut s, t) = signed_in();
         assert_eq!(s.screen, Screen::Consultations);
         assert_eq!(drain(&mut s), [Command::LoadConsultations]);
         let c = |id: &str, created_at| ConsultationInfo {
@@ -1147,15 +1154,7 @@ mod tests {
 
     #[test]
     fn device_choices_are_kept_and_switch_a_running_call() {
-        let t = Instant::now();
-        let mut s = State::new(form(), false, false);
-        s.handle_event(
-            t,
-            NetEvent::SignedIn {
-                node: "https://n".into(),
-                login: "dr".into(),
-            },
-        );
+        let (mut s, t) = signed_in();
         drain(&mut s);
         let choose = |kind, v: &str| UserAction::ChooseDevice(kind, v.into());
         assert!(s.allows(&choose(DeviceKind::Speaker, "none")));

@@ -28,7 +28,7 @@ use super::keyframe::is_keyframe_request;
 use super::sound::{Microphone, Speaker};
 use super::stats::bump;
 use super::tap::{MediaTap, VideoFrame, black_i420};
-use super::{AudioOutput, AudioSource, DeviceKind, PeerEvent, Shared, VideoSource};
+use super::{AudioOutput, AudioSource, DeviceKind, PeerEvent, Shared, VideoSource, lock};
 
 /// Opus sample rate.
 pub const AUDIO_RATE: u32 = 48_000;
@@ -1187,10 +1187,6 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
         }
     }
     debug!("audio track ended");
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How far ahead of the speaker the playout keeps decoded audio: enough to

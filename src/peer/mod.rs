@@ -351,6 +351,12 @@ pub enum PeerEvent {
     },
 }
 
+/// Locks `m`, also after a panic elsewhere held it: the data behind the
+/// media locks (queues, counters, device state) stays usable.
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// State shared by the `Peer` handle, its event handler and its tasks.
 struct Shared {
     counters: Counters,

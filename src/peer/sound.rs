@@ -20,6 +20,7 @@ use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::lock;
 use super::media::{AUDIO_FRAME, AUDIO_RATE};
 
 /// One 20 ms mono frame at 48 kHz.
@@ -406,6 +407,9 @@ struct Ring {
     resampler: Resampler,
     /// Samples the device wanted when the ring was empty.
     underruns: u64,
+    /// Scratch for `play`, kept so the 20 ms path does not allocate.
+    input: Vec<f32>,
+    resampled: Vec<f32>,
 }
 
 impl Speaker {
@@ -418,6 +422,8 @@ impl Speaker {
             channels: 1,
             resampler: Resampler::new(AUDIO_RATE, AUDIO_RATE),
             underruns: 0,
+            input: Vec::with_capacity(AUDIO_FRAME),
+            resampled: Vec::with_capacity(4 * AUDIO_FRAME),
         }));
         let shared = Arc::clone(&ring);
         let (device, description) = DeviceThread::start(false, choice, move |ready| {
@@ -448,12 +454,15 @@ impl Speaker {
 
     /// Queues 48 kHz mono samples for playing.
     pub fn play(&self, mono: &[i16]) {
-        let input: Vec<f32> = mono.iter().map(|&s| f32::from(s) / 32768.0).collect();
-        let mut resampled = Vec::with_capacity(input.len() * 2);
-        let mut ring = lock(&self.ring);
-        ring.resampler.process(&input, &mut resampled);
+        let mut guard = lock(&self.ring);
+        let ring = &mut *guard;
+        ring.input.clear();
+        ring.input
+            .extend(mono.iter().map(|&s| f32::from(s) / 32768.0));
+        ring.resampled.clear();
+        ring.resampler.process(&ring.input, &mut ring.resampled);
         let channels = ring.channels;
-        for s in resampled {
+        for &s in &ring.resampled {
             for _ in 0..channels {
                 ring.samples.push_back(s);
             }
@@ -500,10 +509,6 @@ impl std::fmt::Debug for Speaker {
             .field("device", &self.description)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn output_stream<T>(
