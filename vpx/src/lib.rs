@@ -209,6 +209,9 @@ impl Vp8Encoder {
             cfg.kf_min_dist = 0;
             cfg.kf_max_dist = config.keyframe_interval.max(1);
 
+            // libvpx keeps a pointer to the configuration (`ctx->config.enc`),
+            // so it lives on the heap, beside the context, for as long.
+            let cfg = Box::new(cfg);
             let mut ctx = Box::new(MaybeUninit::<vpx_codec_ctx_t>::zeroed().assume_init());
             check(
                 "vpx_codec_enc_init_ver",
@@ -216,17 +219,13 @@ impl Vp8Encoder {
                 vpx_sys::vpx_codec_enc_init_ver(
                     &mut *ctx,
                     iface,
-                    &cfg,
+                    &*cfg,
                     0,
                     vpx_sys::VPX_ENCODER_ABI_VERSION as c_int,
                 ),
             )?;
             // From here on `encoder`'s Drop destroys the context on error.
-            let mut encoder = Self {
-                ctx,
-                cfg: Box::new(cfg),
-                config,
-            };
+            let mut encoder = Self { ctx, cfg, config };
             let ctx_ptr: *mut vpx_codec_ctx_t = &mut *encoder.ctx;
             let controls = [
                 (vp8e_enc_control_id::VP8E_SET_CPUUSED, config.cpu_used),
@@ -259,9 +258,9 @@ impl Vp8Encoder {
         }
         self.cfg.rc_target_bitrate = kbps;
         let ctx: *mut vpx_codec_ctx_t = &mut *self.ctx;
-        // SAFETY: the context was initialised in `new`; `cfg` is the full
-        // configuration it was initialised with, only the bitrate changed,
-        // and libvpx copies it during the call.
+        // SAFETY: the context was initialised in `new` with this same boxed
+        // configuration (libvpx keeps the pointer, which stays valid as long
+        // as `self`); only the bitrate changed.
         unsafe {
             check(
                 "vpx_codec_enc_config_set",
