@@ -392,14 +392,7 @@ impl Core {
             tokio::select! {
                 _ = &mut stop => break,
                 r = udp.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => {
-                        let five = FiveTuple {
-                            transport: Transport::Udp,
-                            client: from,
-                            server: self.udp_addr,
-                        };
-                        self.client_input(five, &buf[..n]).await;
-                    }
+                    Ok((n, from)) => self.udp_input(from, &buf[..n]).await,
                     // ICMP errors surface as recv errors on some systems.
                     Err(e) => tracing::debug!(error = %e, "turn: UDP receive"),
                 },
@@ -413,12 +406,7 @@ impl Core {
             for _ in 0..BATCH {
                 let mut progressed = false;
                 if let Ok((n, from)) = udp.try_recv_from(&mut buf) {
-                    let five = FiveTuple {
-                        transport: Transport::Udp,
-                        client: from,
-                        server: self.udp_addr,
-                    };
-                    self.client_input(five, &buf[..n]).await;
+                    self.udp_input(from, &buf[..n]).await;
                     progressed = true;
                 }
                 if let Ok(ev) = rx.try_recv() {
@@ -506,6 +494,16 @@ impl Core {
                 self.send_stream(&five, b);
             }
         }
+    }
+
+    /// A datagram from a client on the UDP listener.
+    async fn udp_input(&mut self, from: SocketAddr, input: &[u8]) {
+        let five = FiveTuple {
+            transport: Transport::Udp,
+            client: from,
+            server: self.udp_addr,
+        };
+        self.client_input(five, input).await;
     }
 
     async fn client_input(&mut self, five: FiveTuple, input: &[u8]) {
