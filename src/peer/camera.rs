@@ -3,11 +3,11 @@
 //!
 //! Two halves, like the rest of telenode:
 //!
-//! - pure functions that carry the tests: the pixel conversions
-//!   ([`yuyv_to_i420`], [`nv12_to_i420`], [`mjpeg_to_i420`],
-//!   [`i420_full_to_video_range`]), cropping and scaling ([`fit_crop`],
-//!   [`fit_i420`], [`scale_i420`]) and the choice of a capture mode
-//!   ([`choose_mode`], [`pick_rate`]);
+//! - pure functions, private to this module, that carry the tests: the
+//!   pixel conversions (`yuyv_to_i420`, `nv12_to_i420`, `mjpeg_to_i420`,
+//!   `i420_full_to_video_range`), cropping and scaling (`fit_crop`,
+//!   `fit_i420`) and the choice of a capture mode (`choose_mode`,
+//!   `pick_rate`);
 //! - a thin device layer: [`cameras`] lists devices, [`Camera::open`]
 //!   negotiates a mode and starts a capture thread, [`Camera::latest`] hands
 //!   over the newest converted frame.
@@ -25,7 +25,7 @@ use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -50,12 +50,11 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 /// Largest frame side accepted anywhere here. It bounds allocations (a
 /// corrupt JPEG header can claim 65 535 × 65 535 pixels) and keeps all size
 /// arithmetic far from overflow; 4K cameras (3840 × 2160) still fit.
-pub const MAX_SIDE: u32 = 4096;
+pub(super) const MAX_SIDE: u32 = 4096;
 
 /// Why a frame could not be converted.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConvertError {
+pub(super) enum ConvertError {
     /// I420 needs even sides (chroma is subsampled 2 × 2), and sides are
     /// bounded by [`MAX_SIDE`].
     #[error("frame size {width}x{height} is not usable (sides even, 2..={MAX_SIDE})")]
@@ -97,7 +96,7 @@ pub enum ConvertError {
 }
 
 /// Bytes of a packed I420 frame of `width × height` (even sides).
-pub fn i420_len(width: u32, height: u32) -> usize {
+pub(super) fn i420_len(width: u32, height: u32) -> usize {
     let (w, h) = (width as usize, height as usize);
     w * h + 2 * (w / 2) * (h / 2)
 }
@@ -157,7 +156,7 @@ fn split_planes(frame: &mut [u8], w: usize, h: usize) -> (&mut [u8], &mut [u8], 
 /// chroma resolution *and* shift it by half a row. Values pass through
 /// unchanged, so a video-range camera gives video-range I420 (see
 /// [`i420_full_to_video_range`] for the others).
-pub fn yuyv_to_i420(
+pub(super) fn yuyv_to_i420(
     src: &[u8],
     width: u32,
     height: u32,
@@ -202,7 +201,7 @@ pub fn yuyv_to_i420(
 /// bytes; `uv_stride` is its row stride (the same `bytesperline` on every
 /// driver seen so far, but kept apart so a caller with a multi-planar
 /// source can pass both). NV12 is 4:2:0 already: this only de-interleaves.
-pub fn nv12_to_i420(
+pub(super) fn nv12_to_i420(
     src: &[u8],
     width: u32,
     height: u32,
@@ -254,7 +253,7 @@ const C_TO_VIDEO: [u8; 256] = range_table(224, 128 * 31 + 127);
 /// in place. For cameras that say their raw YUV is full range
 /// ([`raw_is_full_range`]): sent as is, blacks would be crushed and whites
 /// clipped by every decoder, which assumes video range for VP8.
-pub fn i420_full_to_video_range(frame: &mut [u8], width: u32, height: u32) {
+pub(super) fn i420_full_to_video_range(frame: &mut [u8], width: u32, height: u32) {
     let luma = (width as usize * height as usize).min(frame.len());
     let (y, chroma) = frame.split_at_mut(luma);
     y.iter_mut().for_each(|v| *v = Y_TO_VIDEO[usize::from(*v)]);
@@ -266,7 +265,7 @@ pub fn i420_full_to_video_range(frame: &mut [u8], width: u32, height: u32) {
 /// Whether a raw YUV format the driver reports is full range. V4L2's rule
 /// for `V4L2_QUANTIZATION_DEFAULT`: YUV is limited (video) range unless the
 /// colorspace is JPEG.
-pub fn raw_is_full_range(colorspace: Colorspace, quantization: Quantization) -> bool {
+pub(super) fn raw_is_full_range(colorspace: Colorspace, quantization: Quantization) -> bool {
     match quantization {
         Quantization::FullRange => true,
         Quantization::LimitedRange => false,
@@ -304,7 +303,7 @@ fn jpeg_options(out: ColorSpace) -> DecoderOptions {
 /// neutral chroma; anything else (Adobe RGB, CMYK) goes through RGB and
 /// BT.601. An odd last column or row is dropped, since I420 needs even
 /// sides. Garbage and truncated frames are errors, never panics.
-pub fn mjpeg_to_i420(jpeg: &[u8]) -> Result<(u32, u32, Vec<u8>), ConvertError> {
+pub(super) fn mjpeg_to_i420(jpeg: &[u8]) -> Result<(u32, u32, Vec<u8>), ConvertError> {
     if !has_end_after_scan(jpeg) {
         // Headers first, so that garbage reports the decoder's reason.
         JpegDecoder::new_with_options(ZCursor::new(jpeg), jpeg_options(ColorSpace::RGB))
@@ -395,7 +394,7 @@ fn rgb_to_uv(r: u8, g: u8, b: u8) -> (u8, u8) {
 /// A region of a frame, in luma pixels; all four values even so that the
 /// chroma planes crop at whole samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Crop {
+pub(super) struct Crop {
     /// Left edge.
     pub x: u32,
     /// Top edge.
@@ -409,7 +408,7 @@ pub struct Crop {
 /// The largest centred region of a `sw × sh` frame with the aspect ratio of
 /// `dw × dh`. Scaling a 4:3 camera straight to 16:9 stretches faces
 /// sideways; cutting a band off the top and bottom only loses background.
-pub fn fit_crop(sw: u32, sh: u32, dw: u32, dh: u32) -> Crop {
+pub(super) fn fit_crop(sw: u32, sh: u32, dw: u32, dh: u32) -> Crop {
     let (sw64, sh64, dw64, dh64) = (
         u64::from(sw),
         u64::from(sh),
@@ -581,7 +580,8 @@ fn scale_region(src: &[u8], sw: usize, sh: usize, crop: Crop, dw: u32, dh: u32) 
 /// Scales a packed I420 frame from `sw × sh` to `dw × dh` (each plane on
 /// its own, box-filtered then bilinear), stretching if the aspect ratios
 /// differ; see [`fit_i420`] to crop instead.
-pub fn scale_i420(src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32) -> Result<Vec<u8>, ConvertError> {
+#[cfg(test)]
+fn scale_i420(src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32) -> Result<Vec<u8>, ConvertError> {
     let (w, h) = check_size(sw, sh)?;
     check_size(dw, dh)?;
     check_len(src, i420_len(sw, sh))?;
@@ -596,7 +596,13 @@ pub fn scale_i420(src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32) -> Result<Vec<
 
 /// Crops a packed I420 frame to the aspect ratio of `dw × dh` ([`fit_crop`])
 /// and scales it to exactly that size.
-pub fn fit_i420(src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32) -> Result<Vec<u8>, ConvertError> {
+pub(super) fn fit_i420(
+    src: &[u8],
+    sw: u32,
+    sh: u32,
+    dw: u32,
+    dh: u32,
+) -> Result<Vec<u8>, ConvertError> {
     let (w, h) = check_size(sw, sh)?;
     check_size(dw, dh)?;
     check_len(src, i420_len(sw, sh))?;
@@ -608,7 +614,7 @@ pub fn fit_i420(src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32) -> Result<Vec<u8
 /// JPEG decode; YUYV is the one every UVC camera has, so its path is the
 /// most exercised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PixelFormat {
+pub(super) enum PixelFormat {
     /// Packed 4:2:2, `Y0 U Y1 V`.
     Yuyv,
     /// Planar Y, interleaved UV, 4:2:0.
@@ -620,7 +626,7 @@ pub enum PixelFormat {
 impl PixelFormat {
     /// The format a V4L2 fourcc names, if converted here. `JPEG` is the
     /// fourcc some drivers use for what UVC calls `MJPG`.
-    pub fn from_fourcc(fourcc: [u8; 4]) -> Option<Self> {
+    pub(crate) fn from_fourcc(fourcc: [u8; 4]) -> Option<Self> {
         match &fourcc {
             b"YUYV" => Some(Self::Yuyv),
             b"NV12" => Some(Self::Nv12),
@@ -633,7 +639,7 @@ impl PixelFormat {
 /// One way a device can capture: format, size and the frame rate we would
 /// ask for at that size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode {
+pub(super) struct Mode {
     /// The format.
     pub format: PixelFormat,
     /// The device's fourcc for it (`MJPG` or `JPEG` for MJPEG).
@@ -652,7 +658,7 @@ pub struct Mode {
 /// slowest rate above it (the capture thread keeps only the newest frame
 /// anyway), else the fastest there is. Nothing offered (drivers without
 /// `VIDIOC_ENUM_FRAMEINTERVALS`): the wanted rate, the driver adjusts it.
-pub fn pick_rate(offered: &[(f64, f64)], want: u32) -> u32 {
+pub(super) fn pick_rate(offered: &[(f64, f64)], want: u32) -> u32 {
     let w = f64::from(want);
     if offered.is_empty()
         || offered
@@ -674,7 +680,7 @@ pub fn pick_rate(offered: &[(f64, f64)], want: u32) -> u32 {
 
 /// The size to ask for on one side of a stepwise (or continuous) frame-size
 /// range: `want` clamped to `min..=max` and rounded up to a step.
-pub fn step_to(want: u32, min: u32, max: u32, step: u32) -> u32 {
+pub(super) fn step_to(want: u32, min: u32, max: u32, step: u32) -> u32 {
     if max <= min {
         return min;
     }
@@ -719,7 +725,7 @@ fn size_cost(mode: &Mode, width: u32, height: u32) -> (u8, u64) {
 /// largest first; last the huge ones), then the full wanted rate, then the
 /// format ([`PixelFormat`] order), then the higher rate. Modes with sizes
 /// I420 cannot hold are skipped.
-pub fn choose_mode(offers: &[Mode], width: u32, height: u32, fps: u32) -> Option<Mode> {
+pub(super) fn choose_mode(offers: &[Mode], width: u32, height: u32, fps: u32) -> Option<Mode> {
     offers
         .iter()
         .filter(|m| check_size(m.width, m.height).is_ok())
@@ -923,7 +929,7 @@ struct Slot {
 
 impl Shared {
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.slot)
     }
 }
 
@@ -992,7 +998,10 @@ impl CaptureThread {
             match converted {
                 Ok(frame) => {
                     bad = 0;
-                    self.shared.slot().frame = Some(frame);
+                    // The frame it replaces (if nobody took it) is freed
+                    // after the lock is released, not under it.
+                    let stale = self.shared.slot().frame.replace(frame);
+                    drop(stale);
                 }
                 Err(reason) => {
                     bad += 1;
@@ -1028,7 +1037,7 @@ impl fmt::Debug for Camera {
 
 impl Camera {
     /// Opens `path` (or the first of [`cameras`] when `None`), negotiates
-    /// the mode closest to `width × height @ fps` ([`choose_mode`]) and
+    /// the mode closest to `width × height @ fps` (`choose_mode`) and
     /// starts a capture thread (memory-mapped streaming). Frames come out
     /// as exactly `width × height` I420, cropped to that aspect ratio.
     ///
