@@ -37,10 +37,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::media::{AUDIO_FRAME, AUDIO_FRAME_DURATION, AUDIO_RATE, OPUS_DTX_MAX_LEN};
+
 /// RTP ticks in one 20 ms Opus frame at 48 kHz.
-pub const FRAME_TICKS: u32 = 960;
+pub const FRAME_TICKS: u32 = AUDIO_FRAME as u32;
 /// One frame of playback.
-pub const FRAME: Duration = Duration::from_millis(20);
+pub const FRAME: Duration = AUDIO_FRAME_DURATION;
 /// The target delay never goes below this: two frames.
 pub const MIN_DELAY: Duration = Duration::from_millis(40);
 /// The target delay never goes above this, however bad the path.
@@ -66,15 +68,10 @@ const MAX_SEQ_JUMP: i64 = 1000;
 const FLOOR_WINDOW: Duration = Duration::from_secs(2);
 /// Half-life of the jitter peak once the path calms down, in seconds.
 const PEAK_HALF_LIFE_S: f64 = 1.5;
-/// Opus packets this short are DTX frames: "nothing to hear until the next
-/// packet". WebRTC sends the first one of a silent spell and then nothing
-/// (`WebRtcOpus_Encode`; NetEq's `IsDtxPacket` uses the same length).
-const OPUS_DTX_MAX_LEN: usize = 2;
-
 const FRAME_I: i64 = FRAME_TICKS as i64;
 /// Packets more than this ahead of the playout point mean a timestamp jump.
 const WINDOW_TICKS: i64 = CAPACITY as i64 * FRAME_I;
-const FRAME_US: i64 = 20_000;
+const FRAME_US: i64 = FRAME.as_micros() as i64;
 
 /// What to play for the next 20 ms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -559,7 +556,7 @@ fn micros(d: Duration) -> i64 {
 }
 
 fn ticks_to_us(ticks: i64) -> i64 {
-    ticks.saturating_mul(1_000_000) / 48_000
+    ticks.saturating_mul(1_000_000) / i64::from(AUDIO_RATE)
 }
 
 #[cfg(test)]

@@ -27,14 +27,14 @@ use super::jitter::{JitterBuffer, Playout};
 use super::keyframe::is_keyframe_request;
 use super::sound::{Microphone, Speaker};
 use super::stats::bump;
-use super::tap::{MediaTap, VideoFrame, black_i420};
+use super::tap::{MediaTap, VideoFrame, black_i420, solid_i420};
 use super::{AudioOutput, AudioSource, DeviceKind, PeerEvent, Shared, VideoSource, lock};
 
 /// Opus sample rate.
 pub const AUDIO_RATE: u32 = 48_000;
 /// Samples in one 20 ms Opus frame at 48 kHz.
 pub const AUDIO_FRAME: usize = 960;
-const AUDIO_FRAME_DURATION: Duration = Duration::from_millis(20);
+pub(super) const AUDIO_FRAME_DURATION: Duration = Duration::from_millis(20);
 /// Largest Opus frame (120 ms), stereo, for the decoder's output buffer.
 const OPUS_MAX_SAMPLES: usize = 5760 * 2;
 
@@ -274,8 +274,10 @@ pub fn opus_encoder() -> anyhow::Result<opus::Encoder> {
 }
 
 /// Longest Opus packet that is a DTX frame (just the TOC byte, maybe one
-/// more): it says "nothing to hear" and is not sent.
-const OPUS_DTX_MAX_LEN: usize = 2;
+/// more): "nothing to hear until the next packet". WebRTC sends the first
+/// one of a silent spell and then nothing (`WebRtcOpus_Encode`; NetEq's
+/// `IsDtxPacket` uses the same length), and so do we.
+pub(super) const OPUS_DTX_MAX_LEN: usize = 2;
 /// At most this many frames in a row are left out (Opus sends a
 /// comfort-noise update every 400 ms = 20 frames anyway).
 const MAX_DTX_RUN: u16 = 25;
@@ -832,16 +834,17 @@ enum VideoInput {
 }
 
 impl VideoInput {
-    /// Opens what `source` asks for; a camera that cannot be opened becomes
-    /// the placeholder, and the peer says so.
-    async fn open(source: VideoSource, shared: &Shared) -> VideoInput {
+    /// Opens what `source` asks for, at the call's `size` (the source's own
+    /// size is ignored: the encoder keeps one); a camera that cannot be
+    /// opened becomes the `still` picture, and the peer says so.
+    async fn open(
+        source: VideoSource,
+        (width, height, fps): (u32, u32, u32),
+        still: &Arc<[u8]>,
+        shared: &Shared,
+    ) -> VideoInput {
         match source {
-            VideoSource::Camera {
-                device,
-                width,
-                height,
-                fps,
-            } => {
+            VideoSource::Camera { device, .. } => {
                 let opened = tokio::task::spawn_blocking(move || {
                     Camera::open(device.as_deref(), width, height, fps)
                 })
@@ -851,7 +854,7 @@ impl VideoInput {
                         shared.device(DeviceKind::Camera, true, camera.describe());
                         VideoInput::Camera {
                             camera: OpenCamera(Some(camera)),
-                            last: placeholder_i420(width, height),
+                            last: still.to_vec(),
                         }
                     }
                     Ok(Err(err)) => {
@@ -861,12 +864,12 @@ impl VideoInput {
                             false,
                             device_problem(&err, "the other side sees a still picture"),
                         );
-                        VideoInput::Placeholder(placeholder_i420(width, height).into())
+                        VideoInput::Placeholder(Arc::clone(still))
                     }
-                    Err(_) => VideoInput::Placeholder(placeholder_i420(width, height).into()),
+                    Err(_) => VideoInput::Placeholder(Arc::clone(still)),
                 }
             }
-            VideoSource::Synthetic { width, height, .. } => {
+            VideoSource::Synthetic { .. } => {
                 shared.device(DeviceKind::Camera, true, "test picture".to_owned());
                 VideoInput::Pattern(TestPattern::new(width, height))
             }
@@ -878,7 +881,7 @@ impl VideoInput {
                     false,
                     "no camera chosen — the other side sees a still picture".to_owned(),
                 );
-                VideoInput::Placeholder(Arc::from(Vec::new()))
+                VideoInput::Placeholder(Arc::clone(still))
             }
         }
     }
@@ -910,12 +913,7 @@ impl VideoInput {
 /// The still picture sent without a camera: a calm blue-grey, so the far
 /// side sees that the picture is there but the camera is not.
 pub fn placeholder_i420(width: u32, height: u32) -> Vec<u8> {
-    let luma = (width * height) as usize;
-    let chroma = luma / 4;
-    let mut frame = vec![90u8; luma];
-    frame.extend(std::iter::repeat_n(140u8, chroma));
-    frame.extend(std::iter::repeat_n(118u8, chroma));
-    frame
+    solid_i420(width, height, (90, 140, 118))
 }
 
 /// Seconds between two unrequested keyframes.
@@ -976,6 +974,9 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
             return;
         }
     };
+    let size = (width, height, fps);
+    // Without a camera: a still picture, made once.
+    let still: Arc<[u8]> = placeholder_i420(width, height).into();
     // A peer restarted during the call starts with what was switched to.
     let mut camera_seen = 0;
     let source = match shared
@@ -983,16 +984,10 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
         .as_ref()
         .and_then(|t| t.camera_switch(&mut camera_seen))
     {
-        Some(VideoSource::Camera { device, .. }) => VideoSource::Camera {
-            device,
-            width,
-            height,
-            fps,
-        },
-        Some(VideoSource::Synthetic { .. }) => VideoSource::Synthetic { width, height, fps },
         Some(VideoSource::None) | None => source,
+        Some(chosen) => chosen,
     };
-    let input = VideoInput::open(source, &shared).await;
+    let input = VideoInput::open(source, size, &still, &shared).await;
     let mut state = Some((encoder, input));
 
     // Keyframe requests (PLI/FIR) and the receiver's reports arrive as
@@ -1044,31 +1039,9 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
             .as_ref()
             .and_then(|t| t.camera_switch(&mut camera_seen))
         {
-            // The encoder keeps its size and rate; only the pictures change.
-            let fresh = match choice {
-                VideoSource::Camera { device, .. } => {
-                    VideoInput::open(
-                        VideoSource::Camera {
-                            device,
-                            width,
-                            height,
-                            fps,
-                        },
-                        &shared,
-                    )
-                    .await
-                }
-                VideoSource::Synthetic { .. } => {
-                    VideoInput::open(VideoSource::Synthetic { width, height, fps }, &shared).await
-                }
-                VideoSource::None => {
-                    let _ = VideoInput::open(VideoSource::None, &shared).await;
-                    VideoInput::Placeholder(placeholder_i420(width, height).into())
-                }
-            };
-            let old = std::mem::replace(&mut input, fresh);
-            // A camera may take a moment to close: not on this thread.
-            drop(tokio::task::spawn_blocking(move || drop(old)));
+            // The encoder keeps its size and rate; only the pictures change
+            // (a camera closes itself on the blocking pool: `OpenCamera`).
+            input = VideoInput::open(choice, size, &still, &shared).await;
         }
         if let Some(why) = input.camera_failure() {
             warn!(error = %why, "camera stopped; sending a still picture");
@@ -1077,11 +1050,7 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
                 false,
                 format!("the camera stopped ({why}) — the other side sees a still picture"),
             );
-            let old = std::mem::replace(
-                &mut input,
-                VideoInput::Placeholder(placeholder_i420(width, height).into()),
-            );
-            drop(tokio::task::spawn_blocking(move || drop(old)));
+            input = VideoInput::Placeholder(Arc::clone(&still));
         }
         let pts = index as i64;
         // Honour a keyframe request, but not more than every KEYFRAME_GAP.
@@ -1100,13 +1069,14 @@ pub(super) async fn send_video(target: SendTarget, source: VideoSource, shared: 
         let black = Arc::clone(&black);
         let target_kbps = u32::try_from(shared.counters.video_target_kbps.load(Ordering::Relaxed))
             .unwrap_or(bitrate);
-        if target_kbps > 0
-            && target_kbps != encoder.config().bitrate_kbps
-            && let Err(err) = encoder.set_bitrate(target_kbps)
-        {
-            warn!(error = %err, "VP8 bitrate not changed");
-        }
         let joined = tokio::task::spawn_blocking(move || {
+            // libvpx work, like the encode: on the blocking pool.
+            if target_kbps > 0
+                && target_kbps != encoder.config().bitrate_kbps
+                && let Err(err) = encoder.set_bitrate(target_kbps)
+            {
+                warn!(error = %err, "VP8 bitrate not changed");
+            }
             let result = match &tap {
                 Some(tap) if tap.video_muted() => encoder.encode(&black, pts, force),
                 Some(tap) => {

@@ -107,15 +107,13 @@ struct Slot {
 
 impl Slot {
     fn put(&self, frame: VideoFrame) {
-        if let Ok(mut slot) = self.frame.lock() {
-            *slot = Some(Arc::new(frame));
-        }
+        *super::lock(&self.frame) = Some(Arc::new(frame));
         self.count.fetch_add(1, Ordering::Release);
     }
 
     fn latest(&self) -> Option<(u64, Arc<VideoFrame>)> {
         let count = self.count.load(Ordering::Acquire);
-        let frame = self.frame.lock().ok()?.clone()?;
+        let frame = super::lock(&self.frame).clone()?;
         Some((count, frame))
     }
 }
@@ -136,14 +134,13 @@ impl<T> Default for Switch<T> {
 
 impl<T: Clone> Switch<T> {
     fn set(&self, choice: T) {
-        if let Ok(mut c) = self.choice.lock() {
-            *c = (c.0 + 1, Some(choice));
-        }
+        let mut c = super::lock(&self.choice);
+        *c = (c.0 + 1, Some(choice));
     }
 
     /// The choice, if it changed since `seen` (which is updated).
     fn newer(&self, seen: &mut u64) -> Option<T> {
-        let c = self.choice.lock().ok()?;
+        let c = super::lock(&self.choice);
         if c.0 == *seen {
             return None;
         }
@@ -277,10 +274,17 @@ impl MediaTap {
 
 /// A black I420 picture of `width` x `height`.
 pub fn black_i420(width: u32, height: u32) -> Vec<u8> {
-    let (w, h) = (width as usize, height as usize);
-    let mut v = vec![16u8; w * h];
-    v.resize(VideoFrame::i420_len(width, height), 128);
-    v
+    solid_i420(width, height, (16, 128, 128))
+}
+
+/// A uniform I420 picture of `width` x `height` in the colour `(y, u, v)`.
+pub fn solid_i420(width: u32, height: u32, (y, u, v): (u8, u8, u8)) -> Vec<u8> {
+    let luma = width as usize * height as usize;
+    let chroma = (VideoFrame::i420_len(width, height) - luma) / 2;
+    let mut frame = vec![y; luma];
+    frame.extend(std::iter::repeat_n(u, chroma));
+    frame.extend(std::iter::repeat_n(v, chroma));
+    frame
 }
 
 #[cfg(test)]
